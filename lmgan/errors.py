@@ -3,3 +3,5 @@
 
 class LmganError(Exception):
     """Bad input or an unmet precondition, phrased for the user (one line, names the problem)."""
+
+    exit_code = 2

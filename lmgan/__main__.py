@@ -1,0 +1,5 @@
+import sys
+
+from lmgan.cli import main
+
+sys.exit(main())

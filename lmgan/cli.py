@@ -1,0 +1,129 @@
+"""`lmgan` command line: arguments → a validated config → the library. Errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from lmgan.errors import LmganError
+
+DEMO = "demo"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + message
+        raise LmganError(f"{self.prog}: {message}")
+
+
+def data_dir() -> Path:
+    """Where source videos live: $LMGAN_DATA, else ./data."""
+    return Path(os.environ.get("LMGAN_DATA") or "data")
+
+
+def demo_video_path() -> Path:
+    """The embedded default source: a synthetic clip generated on first use."""
+    from lmgan.data.demo import make_demo_video
+    path = data_dir() / "demo.mp4"
+    if not path.is_file():
+        print(f"generating the demo source video {path} (60 s, synthetic, offline)", file=sys.stderr)
+        make_demo_video(path)
+    return path
+
+
+def _train(args) -> int:
+    from lmgan.config import build_config, parse_sets
+    from lmgan.training.loop import new_run, resume_run
+
+    if args.resume:
+        if args.video or args.preset or args.config:
+            raise LmganError("--resume takes the video and config from the run; only --set may change iters and intervals")
+        trainer = resume_run(Path(args.resume), parse_sets(args.set), progress=not args.quiet)
+    else:
+        cfg = build_config(args.preset, args.config, args.set)
+        video = Path(args.video) if args.video and args.video != DEMO else None
+        if video is not None and not video.exists():
+            raise LmganError(f"{video}: file not found")
+        out = Path(args.out or f"runs/{video.stem if video else DEMO}-{time.strftime('%Y%m%d-%H%M%S')}")
+        trainer = new_run(video or demo_video_path(), cfg, out, progress=not args.quiet)
+    if trainer.data.cached:
+        print(f"data: cache hit {trainer.data.key} ({trainer.data.n_frames} frames)", file=sys.stderr)
+    try:
+        summary = trainer.run(progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted at iteration {trainer.iteration}; checkpoint saved. "
+              f"Continue with: lmgan train --resume {trainer.run_dir}", file=sys.stderr)
+        return 130
+    ev = summary["last_eval"]
+    ssim = f"{ev['ssim']:.3f} ± {ev['ssim_std']:.3f}" if "ssim" in ev else "n/a"
+    print(f"done: {summary['iterations']} iterations at {summary['it_per_s']:.2f} it/s; "
+          f"held-out SSIM {ssim}; samples in {summary['samples']}; checkpoint {summary['checkpoint']}")
+    return 0
+
+
+def _render(args) -> int:
+    from lmgan.render import render
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise LmganError(f"{out}: is a directory; --out needs a file name such as out.mp4")
+    info = render(args.checkpoint, args.audio, out, device=args.device, seed=args.seed,
+                  progress=not args.quiet)
+    print(f"wrote {info['out']}: {info['frames']} frames, {info['seconds']:.2f} s of sound")
+    return 0
+
+
+def _demo_video(args) -> int:
+    from lmgan.data.demo import make_demo_video
+
+    if args.seconds <= 0:
+        raise LmganError(f"--seconds {args.seconds:g}: must be positive")
+    make_demo_video(Path(args.out), seconds=args.seconds, seed=args.seed)
+    print(f"wrote {args.out}: {args.seconds:g} s synthetic demo clip")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lmgan", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train on one video (or resume a run)")
+    t.add_argument("--video", help="source video file (default: the synthetic demo clip)")
+    t.add_argument("--out", help="run folder (default: runs/<video>-<time>)")
+    t.add_argument("--preset", help="named preset of overrides (demo, paper-128, paper-256, tiny)")
+    t.add_argument("--config", help="YAML file of config overrides")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    r = sub.add_parser("render", help="render video from any sound with a trained model")
+    r.add_argument("--checkpoint", required=True, help="checkpoint file or run folder (latest checkpoint)")
+    r.add_argument("--audio", required=True, help="any sound PyAV reads (wav, mp3, flac, ogg, a video's sound)")
+    r.add_argument("--out", required=True, help="output .mp4")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--seed", type=int, default=0, help="seed of the motion and image noise")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=_render)
+
+    d = sub.add_parser("demo-video", help="write the deterministic synthetic audiovisual demo clip")
+    d.add_argument("out", help="output .mp4")
+    d.add_argument("--seconds", type=float, default=60.0)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_demo_video)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except LmganError as e:
+        print(f"lmgan: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""One config object, validated in one place. Presets are YAML files of overrides.
+
+Defaults are the paper's full model at 128² (DESIGN.md §3–4); every architectural switch is a
+field so that a sweep can search it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from lmgan.errors import LmganError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass
+class Config:
+    # --- data (DESIGN §2): changing any of these changes the decoded cache ---
+    image_size: int = 128          # S, power of two in [32, 512]
+    fps: float = 20.0
+    crop: list | None = None       # [x, y, w, h] in source pixels; None = centred square
+    sample_rate: int = 16000
+    n_mels: int = 64               # B, feature size
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    chunk_frames: int = 8          # spectrogram frames averaged per video frame (85 ms)
+    feature: str = "log-mel"       # mel | log-mel | mfcc
+    train_frac: float = 0.8        # first 80 % trains, last 20 % is held out
+
+    # --- networks (DESIGN §3) ---
+    seq_len: int = 32              # L, frames per window
+    rnn_layers: int = 3            # L_R
+    dilation_base: int = 2
+    noise_e: int = 2               # E, motion-noise size
+    mfs: bool = True               # motion from sound
+    sac: bool = True               # sound as content
+    acin: bool = True              # audio-conditional instance norm
+    vp: str = "dirconvgru"         # none | convgru | dirconvgru
+    vp_kernel: int = 3             # K, odd
+    g_channels: int = 16           # generator channels at the outermost layer
+    d_channels: int = 16           # critic channels at the outermost layer
+    max_channels: int = 512
+    d_norm: str = "batch"          # batch | instance | layer | none
+
+    # --- training (DESIGN §4) ---
+    batch: int = 1                 # windows per step, each its own stream through the video
+    iters: int = 50000
+    lr_g: float = 1e-4             # G and R
+    lr_d: float = 4e-4             # both critics (TTUR)
+    beta1: float = 0.3
+    beta2: float = 0.999
+    lambda_gp: float = 10.0
+    lambda_pl: float = 10.0        # perceptual loss weight; 0 switches it off
+    lambda_l1: float = 0.0
+    vgg_weights: str = ""          # explicit path to torchvision's VGG16 ImageNet state dict
+    seed: int = 0
+    device: str = "auto"           # auto | cpu | cuda | cuda:N
+
+    # --- bookkeeping ---
+    log_every: int = 50            # losses are read from the device only this often
+    eval_every: int = 1000
+    sample_every: int = 2000
+    ckpt_every: int = 1000
+    keep_checkpoints: int = 3
+    eval_metrics: list = field(default_factory=lambda: ["ssim", "psnr"])
+    eval_windows: int = 0          # held-out windows evaluated; 0 = all of the held-out 20 %
+
+    def data_key(self) -> dict:
+        """The settings the decoded frames and features depend on (part of the cache key)."""
+        keys = ("image_size", "fps", "crop", "sample_rate", "n_mels", "win_ms", "hop_ms",
+                "chunk_frames", "feature")
+        return {k: getattr(self, k) for k in keys}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Keys that may change when a run is resumed: they do not touch the model or its data.
+RESUMABLE_KEYS = {"iters", "log_every", "eval_every", "sample_every", "ckpt_every",
+                  "keep_checkpoints", "eval_metrics", "eval_windows", "device", "vgg_weights"}
+
+_CHOICES = {"feature": ("mel", "log-mel", "mfcc"), "vp": ("none", "convgru", "dirconvgru"),
+            "d_norm": ("batch", "instance", "layer", "none")}
+_POSITIVE = ("seq_len", "rnn_layers", "noise_e", "g_channels", "d_channels", "max_channels",
+             "batch", "iters", "sample_rate", "n_mels", "chunk_frames", "log_every", "eval_every",
+             "sample_every", "ckpt_every", "keep_checkpoints")
+
+
+def validate(cfg: Config) -> Config:
+    """Raise LmganError naming the first bad value; return cfg."""
+    def bad(key, why):
+        raise LmganError(f"config: {key}={getattr(cfg, key)!r} {why}")
+
+    s = cfg.image_size
+    if not (32 <= s <= 512 and s & (s - 1) == 0):
+        bad("image_size", "must be a power of two between 32 and 512")
+    for key in _POSITIVE:
+        if getattr(cfg, key) < 1:
+            bad(key, "must be a positive integer")
+    if cfg.seq_len < 2:
+        bad("seq_len", "must be at least 2")
+    for key in ("lr_g", "lr_d", "fps", "win_ms", "hop_ms"):
+        v = getattr(cfg, key)
+        if not (v > 0 and math.isfinite(v)):
+            bad(key, "must be a positive number")
+    for key in ("lambda_gp", "lambda_pl", "lambda_l1"):
+        v = getattr(cfg, key)
+        if not (v >= 0 and math.isfinite(v)):
+            bad(key, "must be a non-negative number")
+    for key in ("beta1", "beta2"):
+        if not 0 <= getattr(cfg, key) < 1:
+            bad(key, "must be in [0, 1)")
+    if not 0 < cfg.train_frac < 1:
+        bad("train_frac", "must be between 0 and 1")
+    if cfg.vp_kernel < 1 or cfg.vp_kernel % 2 == 0:
+        bad("vp_kernel", "must be a positive odd kernel size (3, 5, 7, ...)")
+    if cfg.dilation_base < 1:
+        bad("dilation_base", "must be at least 1")
+    for key, choices in _CHOICES.items():
+        if getattr(cfg, key) not in choices:
+            bad(key, f"must be one of {', '.join(choices)}")
+    if cfg.crop is not None and (len(cfg.crop) != 4 or cfg.crop[2] <= 0 or cfg.crop[3] <= 0
+                                 or min(cfg.crop[:2]) < 0):
+        bad("crop", "must be [x, y, w, h] with x, y >= 0 and w, h > 0")
+    if cfg.win_ms * cfg.sample_rate / 1000 < 2:
+        bad("win_ms", "is shorter than two audio samples")
+    if cfg.eval_windows < 0:
+        bad("eval_windows", "must be 0 (all) or a positive number of windows")
+    from lmgan.metrics import REGISTRY  # late: metrics imports torch
+    unknown = [m for m in cfg.eval_metrics if m not in REGISTRY]
+    if unknown:
+        raise LmganError(f"config: unknown metric {unknown[0]!r} in eval_metrics "
+                         f"(known: {', '.join(sorted(REGISTRY))})")
+    return cfg
+
+
+def _coerce(key: str, value, default):
+    """Turn a YAML/CLI value into the type of the field's default, or raise LmganError."""
+    kind = type(default)
+    try:
+        if value is None or default is None or isinstance(default, list):
+            if key == "eval_metrics" and isinstance(value, str):
+                return [v for v in value.split(",") if v]
+            if key == "crop" and isinstance(value, str):
+                return None if value.lower() in ("", "none", "null") else [int(v) for v in value.split(",")]
+            return value
+        if kind is bool:
+            if isinstance(value, str):
+                low = value.lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, (bool, int)) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, bool):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise LmganError(f"config: {key}={value!r} is not a valid {kind.__name__}") from None
+
+
+def apply_overrides(cfg: Config, overrides: dict, source: str = "config") -> Config:
+    """Return a copy of cfg with overrides applied; unknown keys are an error naming the source."""
+    known = {f.name: f for f in fields(Config)}
+    values = cfg.to_dict()
+    for key, value in overrides.items():
+        if key not in known:
+            raise LmganError(f"{source}: unknown config key {key!r}")
+        values[key] = _coerce(key, value, getattr(cfg, key))
+    return Config(**values)
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise LmganError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise LmganError(f"{path}: malformed YAML{where}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LmganError(f"{path}: cannot read ({e.__class__.__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LmganError(f"{path}: expected a mapping of config keys to values")
+    return data
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`--set key=value` pairs; values are parsed as YAML scalars (1e-4, true, [1,2])."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LmganError(f"--set {item!r}: expected key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def build_config(preset: str | None = None, config_file: str | None = None,
+                 sets: list[str] | None = None) -> Config:
+    """Defaults ← preset ← config file ← --set, then validated."""
+    cfg = Config()
+    if preset:
+        if preset not in presets():
+            raise LmganError(f"unknown preset {preset!r} (known: {', '.join(presets())})")
+        cfg = apply_overrides(cfg, load_yaml(PRESET_DIR / f"{preset}.yaml"), f"preset {preset}")
+    if config_file:
+        cfg = apply_overrides(cfg, load_yaml(config_file), str(config_file))
+    cfg = apply_overrides(cfg, parse_sets(sets), "--set")
+    return validate(cfg)

@@ -1,0 +1,80 @@
+"""Per-frame sound features (DESIGN §2): log-mel spectrogram chunks averaged over time.
+
+Alignment: spectrogram frame k is centred on sample k·hop of one global grid anchored at sample 0
+of the sound (time 0 = video frame 0). Video frame t at time t/fps takes the `chunk_frames`
+spectrogram frames centred on the grid point nearest t/fps (k_t - chunk/2 … k_t + chunk/2 - 1, so
+the chunk is centred on t/fps to within one hop) and averages them. Because the grid is global
+and every spectrogram frame only reads its own window of samples, features computed block by
+block while streaming (render) equal those computed on the whole file. Samples outside the sound
+are silence (zeros).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio
+
+from lmgan.config import Config
+
+
+class SoundFeatures:
+    """Waveform (mono, `sample_rate`) → one F-dim feature per video frame."""
+
+    def __init__(self, cfg: Config):
+        self.sr = cfg.sample_rate
+        self.fps = cfg.fps
+        self.n_fft = round(cfg.win_ms * self.sr / 1000)
+        self.hop = max(1, round(cfg.hop_ms * self.sr / 1000))
+        self.chunk = cfg.chunk_frames
+        self.kind = cfg.feature
+        self.dim = cfg.n_mels
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=self.sr, n_fft=self.n_fft, hop_length=self.hop, n_mels=cfg.n_mels,
+            center=False, power=2.0)
+        # top_db=None: a clip-wide dB floor would make features depend on the rest of the file.
+        self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
+        if self.kind == "mfcc":
+            self.dct = torchaudio.functional.create_dct(cfg.n_mels, cfg.n_mels, norm="ortho")
+
+    def centre_frame(self, t: np.ndarray) -> np.ndarray:
+        """Index of the spectrogram frame nearest the time of video frame t."""
+        return np.rint(np.asarray(t) * self.sr / self.fps / self.hop).astype(np.int64)
+
+    def samples_needed(self, t_last: int) -> int:
+        """Number of leading samples that must be known before frame t_last's feature is final."""
+        k_hi = int(self.centre_frame(t_last)) + self.chunk - self.chunk // 2
+        return (k_hi - 1) * self.hop - self.n_fft // 2 + self.n_fft
+
+    def first_sample(self, t_first: int) -> int:
+        """Earliest sample frame t_first's feature reads (samples before it can be dropped)."""
+        return (int(self.centre_frame(t_first)) - self.chunk // 2) * self.hop - self.n_fft // 2
+
+    def __call__(self, wave: np.ndarray | torch.Tensor, t0: int, n: int, offset: int = 0) -> torch.Tensor:
+        """Features of video frames t0 … t0+n-1 → float32 [n, F].
+
+        wave holds samples offset … offset+len(wave)-1 of the sound; samples the frames need
+        outside that range are taken as silence.
+        """
+        wave = torch.as_tensor(wave, dtype=torch.float32).reshape(-1)
+        k = self.centre_frame(np.arange(t0, t0 + n))
+        k_lo = int(k[0]) - self.chunk // 2
+        k_hi = int(k[-1]) + self.chunk - self.chunk // 2
+        a = k_lo * self.hop - self.n_fft // 2                 # first sample of frame k_lo's window
+        b = (k_hi - 1) * self.hop - self.n_fft // 2 + self.n_fft
+        seg = torch.zeros(b - a)
+        lo, hi = max(a, offset), min(b, offset + wave.numel())
+        if hi > lo:
+            seg[lo - a:hi - a] = wave[lo - offset:hi - offset]
+        feat = self.mel(seg)                                   # [F, k_hi - k_lo] power
+        if self.kind != "mel":
+            feat = self.to_db(feat)
+        if self.kind == "mfcc":
+            feat = self.dct.T @ feat
+        idx = torch.as_tensor(k - k[0])[:, None] + torch.arange(self.chunk)
+        return feat[:, idx].mean(-1).T.contiguous()
+
+
+def frame_count(n_samples: int, sample_rate: int, fps: float) -> int:
+    """Frames of 1/fps each that a sound of n_samples covers (rounded to the nearest frame)."""
+    return int(round(n_samples / sample_rate * fps))

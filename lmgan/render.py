@@ -1,0 +1,88 @@
+"""Render video from any sound with a trained model, streaming: memory does not grow with length.
+
+The sound is decoded block by block; each block is resampled twice (to the model's rate for the
+features, to the output's rate for the muxed sound track). Frames whose feature window is fully
+known are generated a window at a time through R and the prediction layer with carried state and
+encoded at once, so only one window of frames and a few hundred ms of sound are ever held.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lmgan.config import Config, apply_overrides
+from lmgan.data.features import SoundFeatures, frame_count
+from lmgan.data.media import AudioSource, Resampler, VideoWriter
+from lmgan.errors import LmganError
+from lmgan.nets.model import ListenAndMove
+from lmgan.training import checkpoint
+from lmgan.training.loop import pick_device, to_uint8
+
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+
+
+def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[ListenAndMove, Config]:
+    """The generating networks of a checkpoint, checked against its own config."""
+    ck = checkpoint.load(ckpt_path)
+    cfg = apply_overrides(Config(), ck["config"], str(ckpt_path))
+    model = ListenAndMove(cfg)
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, KeyError):
+        raise LmganError(f"{ckpt_path}: the checkpoint's config does not match its weights") from None
+    return model.to(device).eval(), cfg
+
+
+@torch.no_grad()
+def render(ckpt_path: str | Path, audio_path: str | Path, out_path: str | Path,
+           device: str = "auto", seed: int = 0, progress: bool = True) -> dict:
+    dev = pick_device(device)
+    model, cfg = load_model(ckpt_path, dev)
+    src = AudioSource(audio_path)
+    feats = SoundFeatures(cfg)
+    to_model = Resampler(cfg.sample_rate, "mono")
+    out_rate = src.rate if src.rate in AAC_RATES else 48000
+    channels = 2 if src.channels >= 2 else 1
+    to_out = Resampler(out_rate, "stereo" if channels == 2 else "mono")
+    torch.manual_seed(seed)
+    state = model.initial_state(1, dev)
+    wave, offset, received, t = np.zeros(0, np.float32), 0, 0, 0
+    bar = tqdm(total=round(src.duration, 1) if src.duration else None, unit="s", disable=not progress,
+               desc=Path(out_path).name, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s of sound")
+
+    def emit(n: int) -> None:
+        nonlocal state, t, wave, offset
+        f = feats(wave, t, n, offset).to(dev)
+        frames, state = model.generate(f[None], state)
+        writer.add_frames(to_uint8(frames[0]))
+        t += n
+        drop = feats.first_sample(t) - offset
+        if drop > 0:
+            wave, offset = wave[drop:], offset + drop
+
+    try:
+        with VideoWriter(out_path, cfg.fps, cfg.image_size, cfg.image_size,
+                         audio_rate=out_rate, audio_channels=channels) as writer:
+            for frame in itertools.chain(src.frames(), [None]):
+                block = to_model(frame)[0]
+                wave, received = np.concatenate([wave, block]), received + len(block)
+                writer.add_audio(to_out(frame))
+                bar.update(len(block) / cfg.sample_rate)
+                if frame is None:
+                    break
+                while feats.samples_needed(t + cfg.seq_len - 1) <= received:
+                    emit(cfg.seq_len)
+            total = frame_count(received, cfg.sample_rate, cfg.fps)
+            if total == 0:
+                raise LmganError(f"{audio_path}: the sound is shorter than one frame (1/{cfg.fps:g} s)")
+            while t < total:
+                emit(min(cfg.seq_len, total - t))
+    finally:
+        bar.close()
+        src.close()
+    return {"frames": total, "seconds": received / cfg.sample_rate, "out": str(out_path)}

@@ -1,0 +1,87 @@
+"""Checkpoints: everything needed to resume exactly, written atomically, loaded without pickle.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
+`torch.load(weights_only=True)` reads it: loading an artifact can never run code. Files are
+written to a temporary name, fsynced and renamed; a run killed mid-write keeps its previous one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from lmgan.errors import LmganError
+
+FORMAT = "lmgan-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"ckpt_(\d+)\.pt$")
+
+
+def ckpt_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save(path: Path, payload: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    finally:
+        os.close(fd)
+    return path
+
+
+def load(path: str | Path) -> dict:
+    """Read and check a checkpoint; LmganError if it is missing or not an lmgan checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest(path) or latest(ckpt_dir(path))
+        if found is None:
+            raise LmganError(f"{path}: no checkpoint in this folder")
+        path = found
+    if not path.is_file():
+        raise LmganError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, corrupt, or a pickle of arbitrary objects
+        raise LmganError(f"{path}: not a readable lmgan checkpoint ({e.__class__.__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise LmganError(f"{path}: not an lmgan checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise LmganError(f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
+    return ckpt
+
+
+def all_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoints in a folder, oldest first."""
+    if not Path(folder).is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in Path(folder).iterdir() if (m := _NAME.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest(folder: Path) -> Path | None:
+    found = all_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def prune(folder: Path, keep: int) -> None:
+    for p in all_checkpoints(folder)[:-keep]:
+        p.unlink(missing_ok=True)
+
+
+def name_for(iteration: int) -> str:
+    return f"ckpt_{iteration:07d}.pt"

@@ -1,0 +1,62 @@
+"""WGAN-GP (Gulrajani et al.) and the VGG16 perceptual loss (Johnson et al.)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from lmgan import weights
+from lmgan.errors import LmganError
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """E[(‖∇D(x̂)‖₂ − 1)²] on random interpolates x̂ between real and fake samples."""
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    score = critic(mixed)
+    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
+
+
+# relu1_2, relu2_2, relu3_3, relu4_3 of torchvision's vgg16().features: the layers Johnson et al.
+# read. The loss is the mean of the per-layer mean squared feature differences.
+VGG_TAPS = (3, 8, 15, 22)
+
+
+class PerceptualLoss(nn.Module):
+    """Frozen VGG16 features; only the layers up to relu4_3 are kept (and loaded)."""
+
+    def __init__(self, state_dict: dict):
+        super().__init__()
+        self.features = torchvision.models.vgg16(weights=None).features[: VGG_TAPS[-1] + 1]
+        wanted = {k[len("features."):]: v for k, v in state_dict.items() if k.startswith("features.")}
+        wanted = {k: v for k, v in wanted.items() if int(k.split(".")[0]) <= VGG_TAPS[-1]}
+        try:
+            self.features.load_state_dict(wanted)
+        except RuntimeError:
+            raise LmganError("VGG16 weights: the state dict does not match torchvision's vgg16 "
+                             "(expected keys features.N.weight/bias)") from None
+        self.features.requires_grad_(False).eval()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    @classmethod
+    def from_config(cls, explicit_path: str = "") -> "PerceptualLoss":
+        path = weights.locate("vgg16", explicit_path or None)
+        return cls(weights.load_state_dict(path, "VGG16 state dict"))
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # always frozen: no dropout/batch-norm state to switch
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """fake, real: [N, 3, H, W] in [-1, 1]."""
+        x = torch.cat([fake, real]).add(1).mul(0.5).sub(self.mean).div(self.std)
+        loss = x.new_zeros(())
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in VGG_TAPS:
+                f, r = x.chunk(2)
+                loss = loss + F.mse_loss(f, r.detach())
+        return loss / len(VGG_TAPS)

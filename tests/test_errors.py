@@ -1,0 +1,144 @@
+"""Bad input: a one-line error naming the problem, exit code 2, no traceback, nothing touched."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lmgan.cli import main
+from lmgan.data.media import write_video
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+def assert_one_line(rc, err, *words):
+    assert rc == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lmgan: error:"), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, demo_clip):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "empty.mp4").write_bytes(b"")
+    data = demo_clip.read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (d / "folder.mp4").mkdir()
+    frames = np.full((40, 64, 64, 3), 128, np.uint8)
+    write_video(d / "silent.mp4", frames, 20)                                   # no audio track
+    write_video(d / "short.mp4", frames[:20], 20, audio=np.zeros(16000, np.float32), sample_rate=16000)
+    import av
+    with av.open(str(d / "tone.wav"), "w") as c:                               # audio only
+        s = c.add_stream("pcm_s16le", rate=16000, layout="mono")
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.int16), format="s16", layout="mono")
+        f.sample_rate = 16000
+        for p in [*s.encode(f), *s.encode(None)]:
+            c.mux(p)
+    (d / "noise.mp3").write_bytes(np.random.default_rng(0).bytes(5000))
+    (d / "bad.yaml").write_text("iters: [1\n")
+    (d / "unknown.yaml").write_text("iters: 5\nwarp_speed: 9\n")
+    torch.save({"hello": torch.zeros(1)}, d / "not_a_ckpt.pt")
+    (d / "garbage.pt").write_bytes(b"\x00" * 100)
+    return d
+
+
+@pytest.mark.parametrize("video, words", [
+    ("missing.mp4", ["missing.mp4", "file not found"]),
+    ("folder.mp4", ["folder.mp4", "directory"]),
+    ("empty.mp4", ["empty.mp4", "empty"]),
+    ("truncated.mp4", ["truncated.mp4"]),
+    ("silent.mp4", ["silent.mp4", "no audio"]),
+    ("tone.wav", ["tone.wav", "no video"]),
+    ("short.mp4", ["short.mp4", "too short"]),
+])
+def test_bad_video(capsys, tmp_path, bad_files, video, words):
+    out = tmp_path / "run"
+    rc, err = run(capsys, "train", "--quiet", "--video", bad_files / video, "--out", out, "--preset", "tiny")
+    assert_one_line(rc, err, *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--set", "bogus=1"], ["unknown config key", "bogus"]),
+    (["--set", "vp_kernel=4"], ["vp_kernel", "odd"]),
+    (["--set", "image_size=100"], ["image_size", "power of two"]),
+    (["--set", "lr_g=-0.001"], ["lr_g", "positive"]),
+    (["--config", "BAD/bad.yaml"], ["malformed YAML"]),
+    (["--config", "BAD/unknown.yaml"], ["unknown config key", "warp_speed"]),
+    (["--preset", "huge"], ["unknown preset", "huge"]),
+    (["--frobnicate"], ["unrecognized arguments"]),
+])
+def test_bad_config_touches_nothing(capsys, bad_files, demo_clip, tiny_run, args, words):
+    """Pointing a failing command at an existing run leaves every file of it as it was."""
+    before = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")}
+    args = [str(a).replace("BAD", str(bad_files)) for a in args]
+    rc, err = run(capsys, "train", "--quiet", "--video", demo_clip, "--out", tiny_run, "--preset", "tiny", *args)
+    assert_one_line(rc, err, *words)
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")} == before
+
+
+def test_existing_run_is_not_overwritten(capsys, demo_clip, tiny_run):
+    before = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")}
+    rc, err = run(capsys, "train", "--quiet", "--video", demo_clip, "--out", tiny_run, "--preset", "tiny")
+    assert_one_line(rc, err, "already holds a run", "--resume")
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")} == before
+
+
+@pytest.mark.parametrize("ckpt, audio, words", [
+    ("RUN", "BAD/noise.mp3", ["noise.mp3"]),
+    ("RUN", "BAD/missing.wav", ["missing.wav", "file not found"]),
+    ("RUN", "BAD/folder.mp4", ["folder.mp4", "directory"]),
+    ("RUN", "BAD/silent.mp4", ["silent.mp4", "no audio"]),
+    ("BAD/not_a_ckpt.pt", "BAD/tone.wav", ["not an lmgan checkpoint"]),
+    ("BAD/garbage.pt", "BAD/tone.wav", ["garbage.pt", "not a readable"]),
+    ("BAD/nothing.pt", "BAD/tone.wav", ["nothing.pt", "no such checkpoint"]),
+])
+def test_bad_render_input_keeps_earlier_output(capsys, tmp_path, bad_files, tiny_run, ckpt, audio, words):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier result")
+    ckpt = ckpt.replace("RUN", str(tiny_run)).replace("BAD", str(bad_files))
+    rc, err = run(capsys, "render", "--quiet", "--checkpoint", ckpt, "--audio", audio.replace("BAD", str(bad_files)),
+                  "--out", out)
+    assert_one_line(rc, err, *words)
+    assert out.read_bytes() == b"an earlier result"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_checkpoint_whose_config_does_not_match_its_weights(capsys, tmp_path, bad_files, tiny_run):
+    from lmgan.training import checkpoint
+    ck = checkpoint.load(tiny_run)
+    ck["config"]["g_channels"] = 8
+    ck.pop("format"), ck.pop("version")
+    checkpoint.save(tmp_path / "mismatch.pt", ck)
+    rc, err = run(capsys, "render", "--quiet", "--checkpoint", tmp_path / "mismatch.pt", "--audio",
+                  bad_files / "tone.wav", "--out", tmp_path / "o.mp4")
+    assert_one_line(rc, err, "does not match")
+
+
+def test_resume_errors(capsys, tmp_path, tiny_run):
+    assert_one_line(*run(capsys, "train", "--resume", tmp_path / "nope"), "no run to resume")
+    assert_one_line(*run(capsys, "train", "--resume", tiny_run, "--set", "image_size=64"), "cannot change")
+
+
+def test_missing_vgg_weights_say_how_to_provide_them(capsys, tmp_path, demo_clip):
+    rc, err = run(capsys, "train", "--quiet", "--video", demo_clip, "--out", tmp_path / "r", "--preset", "tiny",
+                  "--set", "lambda_pl=10")
+    assert_one_line(rc, err, "VGG16", "LMGAN_VGG16_WEIGHTS", "vgg16-397923af.pth")
+    assert not (tmp_path / "r").exists()
+
+
+def test_real_process_exit_code_and_one_line(tmp_path):
+    """The console entry point itself: exit status 2 and a single stderr line, no traceback."""
+    p = subprocess.run([sys.executable, "-m", "lmgan", "train", "--video", str(tmp_path / "none.mp4")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [f"lmgan: error: {tmp_path / 'none.mp4'}: file not found"]

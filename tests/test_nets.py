@@ -1,0 +1,321 @@
+"""Networks: shapes, carried states, dilation, directional ConvGRU masks, routing switches, gradients."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from lmgan.nets.critics import ImageCritic, VideoCritic, time_factors
+from lmgan.nets.generator import Generator
+from lmgan.nets.motion import MotionEncoder, dilated_gru
+from lmgan.nets.prediction import CELLS, VideoPrediction
+
+F_, E, B, T, S = 8, 2, 2, 6, 16
+M = F_ + E
+SMALL = dict(channels=4, max_channels=16)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: intra-op threads only add sync overhead (and stall on a shared, busy CPU).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _motion(mfs: bool = True, t: int = T) -> tuple[MotionEncoder, torch.Tensor, torch.Tensor]:
+    r = MotionEncoder(F_, E, mfs=mfs)
+    return r, torch.randn(B, t, F_), torch.randn(B, t, r.noise_dim_in())
+
+
+# ---------------------------------------------------------------- R
+
+
+@pytest.mark.parametrize("mfs", [True, False])
+def test_motion_shapes_and_state(mfs):
+    r, f, e = _motion(mfs)
+    assert r.dim == M and r.noise_dim_in() == (E if mfs else M)
+    st = r.initial_state(B, "cpu")
+    assert [tuple(s.shape) for s in st] == [(1, B, M), (2, B, M), (4, B, M)]
+    m, st2 = r(f, e, st)
+    assert m.shape == (B, T, M) and torch.isfinite(m).all()
+    assert [s.shape for s in st2] == [s.shape for s in st]
+    m2, _ = r(f, e, [s.detach() for s in st2])
+    assert not torch.allclose(m, m2)  # the carried state is read
+
+
+@pytest.mark.parametrize("split", [(6, 6), (5, 7), (1, 2, 9)])
+def test_motion_windows_chain(split):
+    r, f, e = _motion(t=12)
+    with torch.no_grad():
+        whole, st_whole = r(f, e, r.initial_state(B, "cpu"))
+        st, parts, i = r.initial_state(B, "cpu"), [], 0
+        for n in split:  # includes T < d windows (1 and 2 steps against d = 4)
+            out, st = r(f[:, i : i + n], e[:, i : i + n], st)
+            parts.append(out)
+            i += n
+    torch.testing.assert_close(torch.cat(parts, 1), whole, atol=1e-5, rtol=0)
+    for a, b in zip(st, st_whole):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_dilated_gru_dependencies():
+    gru = torch.nn.GRU(M, M, batch_first=True)
+    x = torch.randn(1, 9, M, requires_grad=True)
+    h, _ = dilated_gru(gru, x, torch.zeros(2, 1, M))
+    (g,) = torch.autograd.grad(h[0, 7].sum(), x)
+    dep = g[0].abs().sum(-1)
+    assert (dep[[7, 5, 3, 1]] > 0).all()  # same phase
+    assert (dep[[0, 2, 4, 6, 8]] == 0).all()  # t-1, t-3, ... and the future
+
+
+def test_dilated_gru_matches_stepwise_reference():
+    gru = torch.nn.GRU(M, M, batch_first=True)
+    cell = torch.nn.GRUCell(M, M)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in gru.state_dict().items()})
+    d, x, s0 = 3, torch.randn(B, 8, M), torch.randn(3, B, M)
+    with torch.no_grad():
+        h, st = dilated_gru(gru, x, s0)
+        hist = list(s0)  # hist[k] = output of step k - d
+        for t in range(8):
+            hist.append(cell(x[:, t], hist[t]))
+    torch.testing.assert_close(h, torch.stack(hist[d:], 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(st, torch.stack(hist[-d:]), atol=1e-5, rtol=0)
+
+
+def test_motion_mfs_routing():
+    for mfs in (True, False):
+        r, f, e = _motion(mfs)
+        st = r.initial_state(B, "cpu")
+        a, _ = r(f, e, st)
+        b, _ = r(f + 1.0, e, st)
+        assert (not torch.allclose(a, b)) == mfs
+
+
+# ---------------------------------------------------------------- VP
+
+
+@pytest.mark.parametrize("directional,k", list(itertools.product([True, False], [1, 3, 5])))
+def test_vp_shapes_and_chain(directional, k):
+    vp = VideoPrediction(4, k, directional)
+    x = torch.randn(B, T, 4, 8, 8)
+    st = vp.initial_state(B, 8, "cpu")
+    assert st.shape == (B, (5 if directional else 1) * 4, 8, 8)
+    with torch.no_grad():
+        out, st1 = vp(x, st)
+        a, sa = vp(x[:, :2], st)
+        b, sb = vp(x[:, 2:], sa)
+    assert out.shape == x.shape and st1.shape == st.shape
+    torch.testing.assert_close(torch.cat((a, b), 1), out, atol=1e-6, rtol=0)
+    torch.testing.assert_close(sb, st1, atol=1e-6, rtol=0)
+
+
+def test_convgru_matches_torch_gru_per_pixel():
+    # K = 1: the centred ConvGRU is an nn.GRU at every pixel (same gate formulation and order).
+    c, n = 3, 4
+    vp = VideoPrediction(c, 1, directional=False)
+    gru = torch.nn.GRU(c, c, batch_first=True)
+    with torch.no_grad():
+        gru.weight_ih_l0.copy_(vp.wx["c"][:, :, 0, 0])
+        gru.weight_hh_l0.copy_(vp.wh["c"][:, :, 0, 0])
+        gru.bias_ih_l0.normal_()
+        gru.bias_hh_l0.normal_()
+        vp.bx["c"].copy_(gru.bias_ih_l0)
+        vp.bh["c"].copy_(gru.bias_hh_l0)
+        x = torch.randn(B, T, c, n, n)
+        _, h = vp(x, vp.initial_state(B, n, "cpu"))
+        seq = x.permute(0, 3, 4, 1, 2).reshape(B * n * n, T, c)
+        _, ref = gru(seq)
+    torch.testing.assert_close(h, ref[0].view(B, n, n, c).permute(0, 3, 1, 2), atol=1e-5, rtol=0)
+
+
+def test_vp_parameter_sharing_and_masks():
+    k, c = 5, 3
+    vp = VideoPrediction(c, k, True)
+    assert set(vp.wx.keys()) == {"h", "v", "c"}
+    n_params = sum(p.numel() for p in vp.parameters())
+    per_set = 3 * c * c * k * k * 2 + 3 * c * 2
+    assert n_params == 3 * per_set + (5 * c) * (c + 1) + (c + 1)
+    w = {cell: vp.cell_weights(cell) for cell in CELLS}
+    for i in (0, 1):  # input and hidden kernels
+        torch.testing.assert_close(w["h-"][i], w["h+"][i].flip(-1), atol=0, rtol=0)
+        torch.testing.assert_close(w["v-"][i], w["v+"][i].flip(-2), atol=0, rtol=0)
+        assert (w["h+"][i][..., k // 2 + 1 :] == 0).all() and (w["h+"][i][..., : k // 2 + 1] != 0).any()
+        assert (w["h-"][i][..., : k // 2] == 0).all()
+        assert (w["v+"][i][..., k // 2 + 1 :, :] == 0).all() and (w["v+"][i][..., : k // 2 + 1, :] != 0).any()
+        assert (w["v-"][i][..., : k // 2, :] == 0).all()
+        assert (w["c"][i] != 0).all()
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_vp_directional_gradients(k):
+    c, n, i, j = 3, 9, 4, 4
+    vp = VideoPrediction(c, k, True)
+    x = torch.randn(1, 3, c, n, n, requires_grad=True)
+    _, h = vp(x, vp.initial_state(1, n, "cpu"))
+    rows = cols = torch.arange(n)
+    for idx, cell in enumerate(CELLS[:4]):
+        (g,) = torch.autograd.grad(h[0, idx * c : (idx + 1) * c, i, j].sum(), x, retain_graph=True)
+        g = g.abs().sum((0, 1, 2))  # [n, n] over all steps and channels
+        axis, side = cell[0], cell[1]
+        coord = (cols if axis == "h" else rows)
+        excluded = coord > (j if axis == "h" else i) if side == "+" else coord < (j if axis == "h" else i)
+        strict = coord < (j if axis == "h" else i) if side == "+" else coord > (j if axis == "h" else i)
+        gg = g if axis == "h" else g.T  # index the restricted axis last
+        assert (gg[:, excluded] == 0).all(), cell
+        assert (gg[:, strict] > 0).any(), cell  # information does arrive from the allowed side
+    (g,) = torch.autograd.grad(h[0, 4 * c :, i, j].sum(), x)
+    g = g.abs().sum((0, 1, 2))
+    assert g[i, j + 1] > 0 and g[i, j - 1] > 0 and g[i + 1, j] > 0 and g[i - 1, j] > 0
+
+
+def test_vp_mirror_equivariance():
+    c = 3
+    vp = VideoPrediction(c, 3, True)
+    x = torch.randn(1, 3, c, 7, 7)
+    st = vp.initial_state(1, 7, "cpu")
+    with torch.no_grad():
+        _, h = vp(x, st)
+        _, hm = vp(x.flip(-1), st)
+        _, hv = vp(x.flip(-2), st)
+    cell = lambda s, name: s[:, CELLS.index(name) * c : (CELLS.index(name) + 1) * c]  # noqa: E731
+    torch.testing.assert_close(cell(hm, "h-"), cell(h, "h+").flip(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(cell(hv, "v-"), cell(h, "v+").flip(-2), atol=1e-6, rtol=0)
+
+
+def test_vp_rejects_even_kernel():
+    with pytest.raises(ValueError):
+        VideoPrediction(4, 2)
+
+
+# ---------------------------------------------------------------- G
+
+
+@pytest.mark.parametrize(
+    "sac,acin,vp,k",
+    [(s, a, v, k) for s, a, v in itertools.product([True, False], [True, False], ["none", "convgru", "dirconvgru"])
+     for k in ([1, 3, 5] if v != "none" else [3])],
+)
+def test_generator_shapes(sac, acin, vp, k):
+    g = Generator(S, F_, M, sac=sac, acin=acin, vp=vp, vp_kernel=k, **SMALL)
+    assert g.z_dim == (F_ + M if sac else M)
+    st = g.initial_state(B, "cpu")
+    if vp == "none":
+        assert st is None
+    else:
+        assert st.shape == (B, (5 if vp == "dirconvgru" else 1) * 4, S, S)
+    f, m = torch.randn(B, T, F_), torch.randn(B, T, M)
+    with torch.no_grad():
+        x, st1 = g(f, m, st)
+        x2, st2 = g(f, m, st1)  # the returned state feeds the next window
+    for y in (x, x2):
+        assert y.shape == (B, T, 3, S, S) and torch.isfinite(y).all()
+        assert y.min() >= -1 and y.max() <= 1
+    if vp != "none":
+        assert st1.shape == st.shape and st2.shape == st.shape
+
+
+def test_generator_channels():
+    g = Generator(128, 64, 66)
+    assert g.c4 == 512 and g.to_rgb.in_channels == 16 and len(g.blocks) == 5
+    assert [b.conv1.out_channels for b in g.blocks] == [256, 128, 64, 32, 16]
+    assert len(Generator(256, 64, 66, vp="none").blocks) == 6
+
+
+def _feat_grad(sac, acin):
+    g = Generator(S, F_, M, sac=sac, acin=acin, vp="dirconvgru", **SMALL)
+    f = torch.randn(B, T, F_, requires_grad=True)
+    m = torch.randn(B, T, M)
+    x, _ = g(f, m, g.initial_state(B, "cpu"))
+    (grad,) = torch.autograd.grad(x.square().sum(), f, allow_unused=True)
+    return g, f.detach(), m, grad
+
+
+@pytest.mark.parametrize("sac,acin", [(True, True), (True, False), (False, True), (False, False)])
+def test_generator_feature_routing(sac, acin):
+    g, f, m, grad = _feat_grad(sac, acin)
+    with torch.no_grad():
+        st = g.initial_state(B, "cpu")
+        a, _ = g(f, m, st)
+        b, _ = g(f + 1.0, m, st)
+    reads_feats = sac or acin
+    assert (not torch.allclose(a, b)) == reads_feats
+    if reads_feats:
+        assert grad is not None and grad.abs().sum() > 0
+    else:
+        assert grad is None or (grad == 0).all()
+
+
+def test_generator_acin_only_through_norms():
+    g = Generator(S, F_, M, sac=False, acin=True, vp="none", **SMALL)
+    assert g.fmt.in_features == M
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if "affine" in name:
+                p.zero_()  # the norms become unconditional: feats must no longer matter
+        f, m = torch.randn(B, T, F_), torch.randn(B, T, M)
+        torch.testing.assert_close(g(f, m, None)[0], g(f + 1.0, m, None)[0], atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------- critics
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "layer", "none"])
+def test_critic_shapes(norm):
+    di = ImageCritic(S, norm=norm, **SMALL)
+    assert di(torch.randn(3, 3, S, S)).shape == (3,)
+    dv = VideoCritic(S, T, norm=norm, **SMALL)
+    assert dv(torch.randn(3, T, 3, S, S)).shape == (3,)
+
+
+def test_video_critic_time_schedule():
+    assert time_factors(6, 2) == [2, 2]  # 6 → 3 → 1 = ⌊log2 6⌋ halvings
+    assert time_factors(2, 3) == [2, 1, 1]  # time stops at 1
+    assert time_factors(32, 2) == [2, 2]  # blocks run out first: 8 frames reach the head
+    assert time_factors(32, 5) == [2] * 5
+    for s, t in [(32, 2), (16, 32), (32, 1)]:
+        assert VideoCritic(s, t, **SMALL)(torch.randn(2, t, 3, s, s)).shape == (2,)
+    with pytest.raises(ValueError):
+        VideoCritic(S, T, **SMALL)(torch.randn(2, T + 1, 3, S, S))
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_critics_support_gradient_penalty(norm):
+    for d, x in ((ImageCritic(S, norm=norm, **SMALL), torch.randn(2, 3, S, S)),
+                 (VideoCritic(S, T, norm=norm, **SMALL), torch.randn(2, T, 3, S, S))):
+        x.requires_grad_(True)
+        (g,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)
+        ((g.flatten(1).norm(dim=1) - 1) ** 2).mean().backward()
+        for name, p in d.named_parameters():
+            if name != "fc.bias":  # a constant offset does not change the input gradient
+                assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+# ---------------------------------------------------------------- everything together
+
+
+def test_gradient_flow_full_model():
+    r = MotionEncoder(F_, E)
+    g = Generator(S, F_, M, vp="dirconvgru", **SMALL)
+    di, dv = ImageCritic(S, **SMALL), VideoCritic(S, T, **SMALL)
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("scale"):  # zero-initialised noise scales: perturb
+                p.fill_(0.1)
+    f = torch.randn(B, T, F_)
+    m, _ = r(f, torch.randn(B, T, E), r.initial_state(B, "cpu"))
+    x, _ = g(f, m, g.initial_state(B, "cpu"))
+    (di(x[:, 2]).sum() + dv(x).sum()).backward()
+    for net in (r, g, di, dv):
+        for name, p in net.named_parameters():
+            assert p.grad is not None, name
+            assert torch.isfinite(p.grad).all(), name
+            assert p.grad.abs().sum() > 0, name
