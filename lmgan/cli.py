@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,10 @@ def demo_video_path() -> Path:
     return path
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _train(args) -> int:
     from lmgan.config import build_config, parse_sets
     from lmgan.training.loop import new_run, resume_run
@@ -50,6 +55,10 @@ def _train(args) -> int:
         trainer = new_run(video or demo_video_path(), cfg, out, progress=not args.quiet)
     if trainer.data.cached:
         print(f"data: cache hit {trainer.data.key} ({trainer.data.n_frames} frames)", file=sys.stderr)
+    if trainer.cfg.lambda_pl == 0:
+        print("note: perceptual loss off (lambda_pl=0); for the paper's loss provide the VGG16 "
+              "weights (LMGAN_VGG16_WEIGHTS=PATH) and --set lambda_pl=10", file=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill saves a checkpoint like Ctrl-C
     try:
         summary = trainer.run(progress=not args.quiet)
     except KeyboardInterrupt:

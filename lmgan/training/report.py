@@ -34,29 +34,31 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 
 def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
-    """Losses (left) and held-out metrics (right) against iterations."""
+    """Losses (first panel) and each held-out metric, mean ± std over windows, against iterations."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     losses = [r for r in history if r.get("kind") == "loss"]
     evals = [r for r in history if r.get("kind") == "eval"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    metrics = [k for k in (evals[-1] if evals else {}) if k not in ("iter", "kind") and not k.endswith("_std")]
+    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6), squeeze=False)
+    axes = axes[0]
     if losses:
         it = [r["iter"] for r in losses]
         for key in [k for k in losses[-1] if k.startswith("loss_")]:
-            axes[0].plot(it, [r.get(key, np.nan) for r in losses], label=key[5:])
+            values = [r.get(key, np.nan) for r in losses]
+            if any(v != 0 for v in values):              # switched-off terms stay out of the way
+                axes[0].plot(it, values, label=key[5:])
         axes[0].legend(fontsize=8)
     axes[0].set(xlabel="iteration", title="losses")
-    if evals:
+    for ax, key in zip(axes[1:], metrics):
         it = [r["iter"] for r in evals]
-        for key in [k for k in evals[-1] if k not in ("iter", "kind", "time") and not k.endswith("_std")]:
-            mean = np.array([r.get(key, np.nan) for r in evals])
-            std = np.array([r.get(key + "_std", 0.0) for r in evals])
-            line, = axes[1].plot(it, mean, marker="o", label=key)
-            axes[1].fill_between(it, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-        axes[1].legend(fontsize=8)
-    axes[1].set(xlabel="iteration", title="held-out metrics (mean ± std over windows)")
+        mean = np.array([r.get(key, np.nan) for r in evals])
+        std = np.array([r.get(key + "_std", 0.0) for r in evals])
+        ax.plot(it, mean, marker="o")
+        ax.fill_between(it, mean - std, mean + std, alpha=0.25)
+        ax.set(xlabel="iteration", title=f"held-out {key} (mean ± std)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
