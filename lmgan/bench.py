@@ -100,7 +100,9 @@ def main(argv=None) -> int:
         if not a.json:
             print(f"measuring {size}² ...", file=sys.stderr, flush=True)
         out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
+        if out.returncode < 0:   # SIGKILL from the kernel's OOM killer leaves no message
+            rows.append({"size": size, "error": f"killed by signal {-out.returncode} (out of memory?)"})
+        elif out.returncode != 0:
             last = (out.stderr.strip().splitlines() or ["failed"])[-1]
             rows.append({"size": size, "error": last})
         else:

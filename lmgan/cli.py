@@ -94,6 +94,70 @@ def _demo_video(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    import json
+
+    from lmgan.evaluate import evaluate_checkpoint
+    from lmgan.metrics import REGISTRY
+
+    metrics = [m for m in args.metrics.split(",") if m]
+    unknown = [m for m in metrics if m not in REGISTRY]
+    if unknown:
+        raise LmganError(f"--metrics: unknown metric {unknown[0]!r} (known: {', '.join(sorted(REGISTRY))})")
+    if args.repeats < 1 or args.ood_clips < 1:
+        raise LmganError("--repeats and --ood-clips must be at least 1")
+    paths = {}
+    for item in args.weights:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise LmganError(f"--weights {item!r}: expected NAME=PATH")
+        paths[name] = path
+    result = evaluate_checkpoint(args.checkpoint, args.video, metrics, args.device, args.seed, args.repeats,
+                                 args.ood_audio, args.ood_clips, paths, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    t1 = result["table1"]
+    print(f"{result['checkpoint']}: held-out {t1['windows']} windows of {result['video']}"
+          + (f", {t1['repeats']} noise seeds" if t1["repeats"] > 1 else ""))
+    for name in metrics:
+        arrow = "↑" if REGISTRY[name].higher_is_better else "↓"
+        print(f"  {name:<10} {arrow} {t1[name]:10.4f} ± {t1[name + '_std']:.4f}")
+    if "table2" in result:
+        t2 = result["table2"]
+        print(f"  fid (out-of-distribution sound, {t2['clips']} clips, {t2['frames']} frames) ↓ {t2['fid_ood']:.2f}")
+    return 0
+
+
+def _weights(args) -> int:
+    from lmgan import weights
+
+    if args.fetch:
+        failed = []
+
+        def report(e: LmganError) -> None:
+            failed.append(e)
+            print(f"lmgan: error: {e}", file=sys.stderr)
+
+        paths = weights.fetch_all(progress=not args.quiet, on_error=report)
+        for path in paths:
+            print(f"present  {path}")
+        return 2 if failed else 0
+    rows = weights.status()
+    table = [("name", "status", "path (or where to put it)", "env var")]
+    table += [(r["name"], "present" if r["path"] else "missing", str(r["path"] or r["search"][-1]), r["env"])
+              for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row, r in zip(table, [None, *rows]):
+        print("  ".join(f"{c:<{w}}" for c, w in zip(row, widths)) + "  " + row[3])
+        if r and (r["problem"] or not r["path"]):
+            print(" " * (widths[0] + 2) + (f"problem: {r['problem']}" if r["problem"] else f"from {r['url']}"))
+    if any(not r["path"] for r in rows):
+        print("missing files: `lmgan weights --fetch` downloads them into the cache (LMGAN_CACHE=DIR on a "
+              "shared disk for a cluster), or set the variable to a copy")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lmgan", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -122,6 +186,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, default=60.0)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo_video)
+
+    e = sub.add_parser("eval", help="Table 1 metrics on the held-out 20 %%; Table 2 FID on new sound")
+    e.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    e.add_argument("--video", help="source video (default: the run's own, cached or at its recorded path)")
+    e.add_argument("--metrics", default="ssim,psnr", help="comma-separated: ssim, psnr, lpips, lpips_vgg, fvd, fid, fdd")
+    e.add_argument("--repeats", type=int, default=1, help="noise seeds to average over (mean ± std)")
+    e.add_argument("--ood-audio", metavar="DIR", help="folder of sound files: also report Table 2's FID")
+    e.add_argument("--ood-clips", type=int, default=500, help="random 1-5 s clips cut from --ood-audio")
+    e.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                   help="explicit weight file, e.g. i3d=/models/i3d_torchscript.pt (see `lmgan weights`)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_eval)
+
+    w = sub.add_parser("weights", help="list the pretrained weight files (VGG16, AlexNet, I3D, Inception)")
+    w.add_argument("--fetch", action="store_true",
+                   help="download every missing file into $LMGAN_CACHE/weights (once, on a shared disk)")
+    w.add_argument("--quiet", action="store_true", help="no progress bars")
+    w.set_defaults(func=_weights)
     return p
 
 

@@ -27,8 +27,12 @@ AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000
 
 
 def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[ListenAndMove, Config]:
-    """The generating networks of a checkpoint, checked against its own config."""
-    ck = checkpoint.load(ckpt_path)
+    """The generating networks of a checkpoint file or run folder."""
+    return model_from_checkpoint(checkpoint.load(ckpt_path), ckpt_path, device)
+
+
+def model_from_checkpoint(ck: dict, ckpt_path, device: torch.device) -> tuple[ListenAndMove, Config]:
+    """Build the networks from the checkpoint's own config and load its weights into them."""
     cfg = apply_overrides(Config(), ck["config"], str(ckpt_path))
     model = ListenAndMove(cfg)
     try:

@@ -13,6 +13,8 @@ os.environ["LMGAN_CACHE"] = os.path.join(_scratch, "cache")      # no user cache
 os.environ["TORCH_HOME"] = os.path.join(_scratch, "torch")
 os.environ["LMGAN_DATA"] = os.path.join(_scratch, "data")
 os.environ.pop("LMGAN_VGG16_WEIGHTS", None)
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")   # numpy's BLAS threads fight torch's on 2 cores
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -1,7 +1,14 @@
 """Evaluation metrics: a registry (name → Metric) used by training, `lmgan eval` and sweeps.
 
-Frame metrics take fake and real frames [N, 3, H, W] in [-1, 1] and return one value per frame;
-the caller averages them per held-out window and reports mean ± std over windows (Table 1).
+Two kinds:
+- frame metrics (ssim, psnr, lpips, lpips_vgg) score each generated frame against its real
+  counterpart; the evaluator averages them per held-out window and reports mean ± std over
+  windows (Table 1 protocol).
+- set metrics (fvd, fid, fdd) are Fréchet distances between Gaussian fits of detector features of
+  the generated and the real set; the real statistics are computed once per video and cached.
+
+Metrics needing pretrained weights name them (lmgan.weights); builders import lazily so reading
+the registry (config validation) costs nothing.
 """
 
 from __future__ import annotations
@@ -14,24 +21,80 @@ import torch
 from lmgan.metrics.frames import psnr_per_frame, ssim_per_frame
 
 
+FVD_CLIP = 16   # StyleGAN-V's FVD16: windows are cut into consecutive 16-frame clips
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
-    per_frame: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    kind: str                      # "frame" | "set"
     higher_is_better: bool
+    build: Callable                # (device, weight_paths) → per-frame fn, or a feature extractor
+    weights: tuple[str, ...] = ()  # pretrained weights it needs (lmgan.weights names)
+    what: str = ""
+    per_window: Callable[[int], int] = lambda t: t   # set metrics: feature vectors from a T-frame window
 
 
-REGISTRY: dict[str, Metric] = {
-    "ssim": Metric("ssim", ssim_per_frame, higher_is_better=True),
-    "psnr": Metric("psnr", psnr_per_frame, higher_is_better=True),
-}
+def _ssim(device, paths):
+    return ssim_per_frame
+
+
+def _psnr(device, paths):
+    return psnr_per_frame
+
+
+def _lpips(net: str, weight: str):
+    def build(device, paths):
+        from lmgan.metrics.lpips import LPIPS
+        return LPIPS(net, device, paths.get(weight)).per_frame
+    return build
+
+
+def _fvd(device, paths):
+    from lmgan.metrics.detectors import I3DFeatures
+    return I3DFeatures(device, paths.get("i3d"), clip_len=FVD_CLIP)
+
+
+def _fid(device, paths):
+    from lmgan.metrics.detectors import InceptionFeatures
+    return InceptionFeatures(device, paths.get("inception"))
+
+
+def _fdd(device, paths):
+    from lmgan.metrics.temporal import FrameDifferenceFeatures
+    return FrameDifferenceFeatures(device)
+
+
+REGISTRY: dict[str, Metric] = {m.name: m for m in (
+    Metric("ssim", "frame", True, _ssim, what="structural similarity, per frame"),
+    Metric("psnr", "frame", True, _psnr, what="peak signal-to-noise ratio (dB), per frame"),
+    Metric("lpips", "frame", False, _lpips("alex", "alexnet"), ("alexnet",), "LPIPS v0.1, AlexNet"),
+    Metric("lpips_vgg", "frame", False, _lpips("vgg", "vgg16"), ("vgg16",), "LPIPS v0.1, VGG16"),
+    Metric("fvd", "set", False, _fvd, ("i3d",), "Fréchet video distance, I3D (StyleGAN-V protocol)",
+           per_window=lambda t: t // FVD_CLIP),
+    Metric("fid", "set", False, _fid, ("inception",), "Fréchet inception distance, per frame"),
+    Metric("fdd", "set", False, _fdd, (), "frame-difference distance: temporal coherence, no weights",
+           per_window=lambda t: t - 1),
+)}
 
 
 def ssim(fake: torch.Tensor, real: torch.Tensor) -> float:
-    """Mean per-frame SSIM of frames in [-1, 1]."""
+    """Mean per-frame SSIM of frames [N, 3, H, W] in [-1, 1]."""
     return float(ssim_per_frame(fake, real).mean())
 
 
 def psnr(fake: torch.Tensor, real: torch.Tensor) -> float:
-    """Mean per-frame PSNR (dB) of frames in [-1, 1]."""
+    """Mean per-frame PSNR (dB) of frames [N, 3, H, W] in [-1, 1]."""
     return float(psnr_per_frame(fake, real).mean())
+
+
+def lpips(fake: torch.Tensor, real: torch.Tensor, net: str = "alex") -> float:
+    """Mean per-frame LPIPS (v0.1; net 'alex' or 'vgg') of frames [N, 3, H, W] in [-1, 1]."""
+    from lmgan.metrics.lpips import LPIPS
+    return float(LPIPS(net, fake.device).per_frame(fake, real).mean())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance between two Gaussians, float64, stable matrix square root."""
+    from lmgan.metrics.frechet import frechet_distance as fd
+    return fd(mu1, sigma1, mu2, sigma2)

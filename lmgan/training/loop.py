@@ -23,7 +23,7 @@ from lmgan.config import RESUMABLE_KEYS, Config, apply_overrides, validate
 from lmgan.data.dataset import TrainStreams, VideoData, load_cached, load_video_data
 from lmgan.data.media import VideoWriter
 from lmgan.errors import LmganError
-from lmgan.metrics import REGISTRY
+from lmgan.metrics.evaluator import Evaluator, heldout_pass
 from lmgan.nets.model import ListenAndMove, build_critics, detach_state
 from lmgan.training import checkpoint, report
 from lmgan.training.losses import PerceptualLoss, gradient_penalty
@@ -34,6 +34,11 @@ Callback = Callable[[str, dict], None]
 
 class TrainingDiverged(LmganError):
     exit_code = 1
+
+
+def heldout_key(data: VideoData, cfg: Config) -> str:
+    """Identifies the real held-out windows: the video's data key and the windowing."""
+    return f"{data.key}-L{cfg.seq_len}-w{cfg.eval_windows}"
 
 
 def pick_device(name: str) -> torch.device:
@@ -76,6 +81,9 @@ class Trainer:
             self.perceptual = (perceptual or PerceptualLoss.from_config(cfg.vgg_weights)).to(self.device)
         else:
             self.perceptual = None
+
+        self.evaluator = Evaluator(cfg.eval_metrics, self.device, stats_key=heldout_key(data, cfg))
+        self.evaluator.check(len(data.heldout_starts(cfg.seq_len, cfg.eval_windows)), cfg.seq_len)
 
         # Data resident on the device: a step gathers its windows with one index.
         self.frames = data.frames.to(self.device)
@@ -184,55 +192,34 @@ class Trainer:
         return rec
 
     # ----------------------------------------------------------------------------- evaluation
-    @torch.no_grad()
     def evaluate(self, sample: bool = False) -> dict:
-        """Generate the held-out part from its sound, window after window with carried state.
-
-        Metrics are averaged per window, then mean ± std over windows (Table 1). The noise is
-        drawn from a fixed seed so that successive evaluations differ only by the weights, and the
-        training RNG is left untouched.
-        """
-        cfg, dev = self.cfg, self.device
-        starts = self.data.heldout_starts(cfg.seq_len, cfg.eval_windows)
-        per_window = {m: [] for m in cfg.eval_metrics}
-        samples = self.run_dir / "samples"
-        tag = f"iter_{self.iteration:07d}"
+        """Score the held-out part (metrics/evaluator.py); with `sample`, also write the sample
+        video (generated | real, with the held-out sound) and a frame grid."""
+        cfg = self.cfg
+        samples, tag = self.run_dir / "samples", f"iter_{self.iteration:07d}"
         writer, grid_fake, grid_real = None, [], []
+
+        def on_window(start, fake, real):
+            f8, r8 = to_uint8(fake), to_uint8(real)
+            writer.add_frames(np.concatenate([f8, r8], axis=2))
+            writer.add_audio(self.data.audio_span(start, cfg.seq_len)[None])
+            grid_fake.append(f8)
+            grid_real.append(r8)
+
         if sample:
             samples.mkdir(parents=True, exist_ok=True)
             writer = VideoWriter(samples / f"{tag}.mp4", cfg.fps, 2 * cfg.image_size, cfg.image_size,
                                  audio_rate=cfg.sample_rate)
-        devices = [dev] if dev.type == "cuda" else []
-        self.model.eval()
         try:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(cfg.seed + 1)
-                state = self.model.initial_state(1, dev)
-                for s in starts:
-                    idx = torch.arange(s, s + cfg.seq_len, device=dev)
-                    fake, state = self.model.generate(self.feats[idx][None], state)
-                    fake, real = fake[0], to_unit_float(self.frames[idx])
-                    for name in cfg.eval_metrics:
-                        per_window[name].append(REGISTRY[name].per_frame(fake, real).mean())
-                    if writer:
-                        f8, r8 = to_uint8(fake), self.frames[idx].cpu().numpy()
-                        writer.add_frames(np.concatenate([f8, r8], axis=2))
-                        writer.add_audio(self.data.audio_span(s, cfg.seq_len)[None])
-                        grid_fake.append(f8)
-                        grid_real.append(r8)
+            metrics = heldout_pass(self.model, self.data, cfg, self.device, self.evaluator,
+                                   seed=cfg.seed + 1, on_window=on_window if writer else None)
             if writer:
                 writer.close()
         except BaseException:
             if writer:
                 writer.abort()
             raise
-        finally:
-            self.model.train()
-        rec = {"kind": "eval", "iter": self.iteration}
-        for name, vals in per_window.items():
-            v = torch.stack(vals).double().cpu()
-            rec[name] = float(v.mean())
-            rec[name + "_std"] = float(v.std(unbiased=False)) if len(v) > 1 else 0.0
+        rec = {"kind": "eval", "iter": self.iteration, **metrics}
         self.history.append(rec)
         report.write_history(self.run_dir / "history.jsonl", self.history)
         report.plot_curves(self.run_dir / "losses.png", self.history, title=self.run_dir.name)
