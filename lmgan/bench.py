@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -74,6 +75,70 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str) ->
             "s_per_it": elapsed / n, "peak_mem_mib": round(peak, 1), "mem_kind": mem_kind, "vgg16": vgg_note}
 
 
+def measure_metrics(device: str, frames: int = 64, size: int = 128, seq_len: int = 32) -> list[dict]:
+    """Seconds per evaluation of each registered metric on `frames` held-out frames, with the real
+    statistics already cached (as in training's periodic evaluation after the first one).
+
+    LPIPS without its ImageNet backbone is timed with a randomly initialised one of the same
+    shape; FVD and FID without their TorchScript files cannot be timed and say so.
+    """
+    import os
+    import torchvision
+
+    from lmgan import weights
+    from lmgan.errors import LmganError
+    from lmgan.metrics import REGISTRY
+    from lmgan.metrics.evaluator import Evaluator
+    from lmgan.training.loop import pick_device
+
+    dev = pick_device(device)
+    g = torch.Generator().manual_seed(0)
+    real = (torch.rand(frames // seq_len, seq_len, 3, size, size, generator=g) * 2 - 1).to(dev)
+    fake = (real + 0.2 * torch.randn(real.shape, generator=g).to(dev)).clamp(-1, 1)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        found, stand_ins = {}, {}
+        for name in weights.WEIGHTS:
+            try:
+                found[name] = str(weights.locate(name, download=False))
+            except LmganError:
+                pass
+        saved_cache = os.environ.get("LMGAN_CACHE")
+        os.environ["LMGAN_CACHE"] = tmp          # the bench's real statistics stay out of the user cache
+        try:
+            for name, metric in REGISTRY.items():
+                paths, note = dict(found), "real weights" if metric.weights else "needs none"
+                missing = [w for w in metric.weights if w not in found]
+                if missing and name.startswith("lpips"):
+                    w = missing[0]
+                    if w not in stand_ins:
+                        net = torchvision.models.alexnet if w == "alexnet" else torchvision.models.vgg16
+                        sd = {k: v for k, v in net(weights=None).state_dict().items() if k.startswith("features.")}
+                        stand_ins[w] = f"{tmp}/{w}-random.pth"
+                        torch.save(sd, stand_ins[w])
+                    paths[w], note = stand_ins[w], "random backbone (weights absent)"
+                elif missing:
+                    rows.append({"metric": name, "error": f"not timed: {', '.join(missing)} weights absent (lmgan weights)"})
+                    continue
+                ev = Evaluator([name], dev, stats_key="bench", weight_paths=paths)
+                warnings.filterwarnings("ignore", "samples <= ", RuntimeWarning)   # 64 frames: expected
+                for _ in range(2):               # the first pass caches the real statistics
+                    t0 = time.perf_counter()
+                    for f, r in zip(fake, real):
+                        ev.add(f, r)
+                    ev.result()
+                    if dev.type == "cuda":
+                        torch.cuda.synchronize()
+                    seconds = time.perf_counter() - t0
+                rows.append({"metric": name, "seconds": seconds, "frames": frames, "size": size, "weights": note})
+        finally:
+            if saved_cache is None:
+                os.environ.pop("LMGAN_CACHE", None)
+            else:
+                os.environ["LMGAN_CACHE"] = saved_cache
+    return rows
+
+
 def device_name(device: str) -> str:
     if device in ("auto", "cuda") and torch.cuda.is_available() or device.startswith("cuda:"):
         return torch.cuda.get_device_name()
@@ -88,13 +153,15 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per size (after warm-up)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--skip-train", action="store_true", help="only time the metrics")
+    p.add_argument("--skip-metrics", action="store_true", help="only time the training step")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     a = p.parse_args(argv)
     if a.one:
         print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device)))
         return 0
     rows = []
-    for size in a.sizes:
+    for size in [] if a.skip_train else a.sizes:
         cmd = [sys.executable, "-m", "lmgan.bench", "--one", str(size), "--seq-len", str(a.seq_len),
                "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device]
         if not a.json:
@@ -107,12 +174,29 @@ def main(argv=None) -> int:
             rows.append({"size": size, "error": last})
         else:
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if not (a.skip_metrics or a.json):
+        print("timing the metrics ...", file=sys.stderr, flush=True)
+    metric_rows = [] if a.skip_metrics else measure_metrics(a.device)
     result = {"device": device_name(a.device), "torch": torch.__version__,
-              "model": "full (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, perceptual)", "results": rows}
+              "model": "full (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, perceptual)", "results": rows,
+              "metrics": metric_rows}
     if a.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"device: {result['device']}   torch {result['torch']}   model: {result['model']}")
+    if rows:
+        _print_train(rows)
+    if metric_rows:
+        print("\nseconds per evaluation, 64 held-out frames at 128² (2 windows of 32), real statistics cached")
+        for r in metric_rows:
+            if "error" in r:
+                print(f"  {r['metric']:<10} {r['error']}")
+            else:
+                print(f"  {r['metric']:<10} {r['seconds']:8.3f} s   {r['weights']}")
+    return 0
+
+
+def _print_train(rows: list[dict]) -> None:
     print(f"{'size':>6} {'L':>4} {'B':>3} {'it/s':>8} {'s/it':>8} {'peak MiB':>10}  memory        VGG16")
     for r in rows:
         if "error" in r:
@@ -120,7 +204,6 @@ def main(argv=None) -> int:
             continue
         print(f"{r['size']:>5}² {r['seq_len']:>4} {r['batch']:>3} {r['it_per_s']:>8.3f} {r['s_per_it']:>8.3f} "
               f"{r['peak_mem_mib']:>10.0f}  {r['mem_kind']:<13} {r['vgg16']}")
-    return 0
 
 
 if __name__ == "__main__":

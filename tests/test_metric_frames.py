@@ -9,14 +9,10 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from lmgan.metrics.frames import psnr_per_frame, ssim_per_frame
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions: one thread avoids OpenMP oversubscription on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def smooth(n, s, g):
     """Natural-looking frames: low-frequency colour blobs over a gradient, in [-1, 1]."""

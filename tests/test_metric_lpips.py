@@ -16,17 +16,13 @@ import torchvision
 
 from lmgan import weights
 from lmgan.errors import LmganError
-from lmgan.metrics.lpips import LPIPS
+from lmgan.metrics.lpips_net import LPIPS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions: one thread avoids OpenMP oversubscription on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def alex_path(tmp_path_factory):
@@ -106,3 +102,18 @@ def test_wrong_file_is_refused(tmp_path):
         LPIPS("alex", "cpu", path)
     with pytest.raises(LmganError, match="alex, vgg"):
         LPIPS("squeeze", "cpu", path)
+
+
+def test_functional_api_identity_values(alex_path, monkeypatch):
+    """lmgan.metrics.{ssim, psnr, lpips, frechet_distance}: plain functions returning floats."""
+    import numpy as np
+
+    import lmgan.metrics as M
+    monkeypatch.setenv("LMGAN_ALEXNET_WEIGHTS", str(alex_path))
+    a, b = frames(0), frames(1)
+    assert M.ssim(a, a) == pytest.approx(1.0) and M.ssim(a, b) < 1
+    assert M.lpips(a, a) == pytest.approx(0.0, abs=1e-6) and M.lpips(a, b) > 0
+    assert isinstance(M.psnr(a, b), float)
+    mu, sigma = np.zeros(4), np.eye(4)
+    assert M.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-9)
+    assert M.frechet_distance(mu + 1, sigma, mu, sigma) == pytest.approx(4.0)

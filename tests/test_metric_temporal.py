@@ -32,13 +32,10 @@ def moving_clips(seed, n=N, t=T, s=S):
 
 
 @pytest.fixture(scope="module")
-def fdd():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def fdd(one_thread):
     fx = FrameDifferenceFeatures("cpu")
     real = gaussian(fx(moving_clips(0)))
-    yield lambda clips: frechet_distance(*gaussian(fx(clips)), *real)
-    torch.set_num_threads(n)
+    return lambda clips: frechet_distance(*gaussian(fx(clips)), *real)
 
 
 def test_features_shape_and_type():

@@ -13,6 +13,9 @@ from lmgan.nets.motion import MotionEncoder, dilated_gru
 from lmgan.nets.prediction import CELLS, VideoPrediction
 
 F_, E, B, T, S = 8, 2, 2, 6, 16
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 M = F_ + E
 SMALL = dict(channels=4, max_channels=16)
 
@@ -22,13 +25,6 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add sync overhead (and stall on a shared, busy CPU).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _motion(mfs: bool = True, t: int = T) -> tuple[MotionEncoder, torch.Tensor, torch.Tensor]:

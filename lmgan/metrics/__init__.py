@@ -13,6 +13,7 @@ the registry (config validation) costs nothing.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,7 +46,7 @@ def _psnr(device, paths):
 
 def _lpips(net: str, weight: str):
     def build(device, paths):
-        from lmgan.metrics.lpips import LPIPS
+        from lmgan.metrics.lpips_net import LPIPS
         return LPIPS(net, device, paths.get(weight)).per_frame
     return build
 
@@ -90,8 +91,13 @@ def psnr(fake: torch.Tensor, real: torch.Tensor) -> float:
 
 def lpips(fake: torch.Tensor, real: torch.Tensor, net: str = "alex") -> float:
     """Mean per-frame LPIPS (v0.1; net 'alex' or 'vgg') of frames [N, 3, H, W] in [-1, 1]."""
-    from lmgan.metrics.lpips import LPIPS
-    return float(LPIPS(net, fake.device).per_frame(fake, real).mean())
+    return float(_lpips_model(net, fake.device).per_frame(fake, real).mean())
+
+
+@functools.lru_cache(maxsize=4)
+def _lpips_model(net: str, device: torch.device):
+    from lmgan.metrics.lpips_net import LPIPS
+    return LPIPS(net, device)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
