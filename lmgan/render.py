@@ -17,14 +17,11 @@ from tqdm import tqdm
 
 from lmgan.config import Config, apply_overrides
 from lmgan.data.features import SoundFeatures, frame_count
-from lmgan.data.media import AudioSource, Resampler, VideoWriter
+from lmgan.data.media import AAC_RATES, AudioSource, Resampler, VideoWriter
 from lmgan.errors import LmganError
 from lmgan.nets.model import ListenAndMove
 from lmgan.training import checkpoint
 from lmgan.training.loop import pick_device, to_uint8
-
-AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
-
 
 def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[ListenAndMove, Config]:
     """The generating networks of a checkpoint file or run folder."""
