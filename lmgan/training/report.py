@@ -51,7 +51,8 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
             if any(v != 0 for v in values):              # switched-off terms stay out of the way
                 axes[0].plot(it, values, label=key[5:])
         axes[0].legend(fontsize=8)
-    axes[0].set(xlabel="iteration", title="losses")
+        axes[0].set_yscale("symlog", linthresh=1.0)   # WGAN critic terms swing by hundreds
+    axes[0].set(xlabel="iteration", title="losses (symlog)")
     for ax, key in zip(axes[1:], metrics):
         it = [r["iter"] for r in evals]
         mean = np.array([r.get(key, np.nan) for r in evals])
