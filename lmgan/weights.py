@@ -30,6 +30,7 @@ from typing import Callable
 
 import torch
 
+from lmgan import atomic
 from lmgan.errors import LmganError
 
 
@@ -133,36 +134,30 @@ def _download(w: Weight, progress: bool = False) -> Path:
     from tqdm import tqdm
 
     dst = cache_dir() / "weights" / w.filename
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f"{dst.name}.part{os.getpid()}")
     digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(w.url, timeout=30) as r, open(tmp, "wb") as f, \
-                tqdm(total=int(r.headers.get("Content-Length") or 0) or None, unit="B", unit_scale=True,
-                     unit_divisor=1024, desc=w.filename, disable=not progress, leave=False) as bar:
-            while block := r.read(1 << 20):
-                digest.update(block)
-                f.write(block)
-                bar.update(len(block))
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(e, "reason", None) or e
-        raise LmganError(f"{w.what} not found ({w.filename}) and could not be downloaded ({reason}): "
-                         f"{_hint(w)}") from None
-    sha = digest.hexdigest()
-    pinned = w.sha256 or w.sha256_prefix
-    if pinned and not sha.startswith(pinned):
-        tmp.unlink(missing_ok=True)
-        raise LmganError(f"{w.url}: downloaded {w.filename} fails its sha256 check (got {sha[:12]}…, "
-                         f"expected {pinned[:12]}…); nothing was cached: {_hint(w)}")
-    if not pinned:
-        rec = _record(dst)
-        rec_tmp = rec.with_name(f"{rec.name}.part{os.getpid()}")
-        rec_tmp.write_text(f"{sha}  {w.filename}\n")
-        os.replace(rec_tmp, rec)
-        print(f"{w.filename}: sha256 {sha} (no published checksum; recorded in {rec} and checked "
-              f"on every later load)", file=sys.stderr)
-    os.replace(tmp, dst)
+    with atomic.replacing(dst) as tmp:          # a failed or rejected download caches nothing
+        try:
+            with urllib.request.urlopen(w.url, timeout=30) as r, open(tmp, "wb") as f, \
+                    tqdm(total=int(r.headers.get("Content-Length") or 0) or None, unit="B", unit_scale=True,
+                         unit_divisor=1024, desc=w.filename, disable=not progress, leave=False) as bar:
+                while block := r.read(1 << 20):
+                    digest.update(block)
+                    f.write(block)
+                    bar.update(len(block))
+        except OSError as e:
+            reason = getattr(e, "reason", None) or e
+            raise LmganError(f"{w.what} not found ({w.filename}) and could not be downloaded ({reason}): "
+                             f"{_hint(w)}") from None
+        sha = digest.hexdigest()
+        pinned = w.sha256 or w.sha256_prefix
+        if pinned and not sha.startswith(pinned):
+            raise LmganError(f"{w.url}: downloaded {w.filename} fails its sha256 check (got {sha[:12]}…, "
+                             f"expected {pinned[:12]}…); nothing was cached: {_hint(w)}")
+        if not pinned:
+            rec = _record(dst)
+            atomic.write_text(rec, f"{sha}  {w.filename}\n")
+            print(f"{w.filename}: sha256 {sha} (no published checksum; recorded in {rec} and checked "
+                  f"on every later load)", file=sys.stderr)
     return dst
 
 

@@ -8,13 +8,12 @@ video's data key, the windowing and the metric) for every later evaluation and e
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lmgan import weights
+from lmgan import atomic, weights
 from lmgan.errors import LmganError
 from lmgan.metrics import REGISTRY
 
@@ -32,11 +31,8 @@ def load_stats(key: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def save_stats(key: str, metric: str, mu: np.ndarray, sigma: np.ndarray) -> None:
-    path = stats_path(key, metric)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    np.savez(tmp, mu=mu, sigma=sigma)
-    os.replace(tmp, path)
+    with atomic.replacing(stats_path(key, metric)) as tmp:
+        np.savez(tmp, mu=mu, sigma=sigma)
 
 
 class Evaluator:

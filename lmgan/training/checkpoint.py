@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from lmgan import atomic
 from lmgan.errors import LmganError
 
 FORMAT = "lmgan-checkpoint"
@@ -26,16 +27,10 @@ def ckpt_dir(run_dir: Path) -> Path:
 
 def save(path: Path, payload: dict) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+        f.flush()
+        os.fsync(f.fileno())
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)  # make the rename itself durable

@@ -19,6 +19,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from lmgan import atomic
 from lmgan.config import RESUMABLE_KEYS, Config, apply_overrides, validate
 from lmgan.data.dataset import TrainStreams, VideoData, load_cached, load_video_data
 from lmgan.data.media import VideoWriter
@@ -279,8 +280,8 @@ class Trainer:
 
 # --------------------------------------------------------------------------------- entry points
 def write_run_config(run_dir: Path, cfg: Config, video: str) -> None:
-    report.write_atomic(Path(run_dir) / "config.yaml",
-                        yaml.safe_dump({"video": video, **cfg.to_dict()}, sort_keys=False))
+    atomic.write_text(Path(run_dir) / "config.yaml",
+                      yaml.safe_dump({"video": video, **cfg.to_dict()}, sort_keys=False))
 
 
 def new_run(video: str | Path, cfg: Config, run_dir: Path, callbacks=(), progress=True) -> Trainer:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-
-def write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from lmgan import atomic
 
 
 def write_history(path: Path, history: list[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in history))
+    atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in history))
 
 
 def frame_grid(fake: np.ndarray, real: np.ndarray, columns: int = 8) -> np.ndarray:
@@ -28,9 +22,8 @@ def frame_grid(fake: np.ndarray, real: np.ndarray, columns: int = 8) -> np.ndarr
 
 def save_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}.png")
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        Image.fromarray(image).save(tmp)
 
 
 def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
@@ -63,7 +56,8 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)
