@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import normal_init
+
 __all__ = ["ImageCritic", "VideoCritic", "NORMS", "time_factors"]
 
 NORMS = ("batch", "instance", "layer", "none")
@@ -58,14 +60,6 @@ class Conv3d(nn.Conv3d):
         weight = self.weight.transpose(1, 2).reshape(self.out_channels, k * c, k, k)
         y = F.conv2d(taps, weight, self.bias, padding=k // 2)
         return y.view(n, t, self.out_channels, h, w).transpose(1, 2)
-
-
-def _normal_init(module: nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 def time_factors(seq_len: int, blocks: int) -> list[int]:
@@ -129,7 +123,7 @@ class _SkipCritic(nn.Module):
         )
         self.head = conv(ch(4), ch(4), 3, padding=1)
         self.fc = nn.Linear(ch(4) * 16 * head_len, 1)
-        _normal_init(self)
+        normal_init(self)
 
     def _run(self, x: Tensor) -> Tensor:
         pool = F.avg_pool2d if self.dims == 2 else F.avg_pool3d

@@ -24,20 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import normal_init
 from .prediction import VideoPrediction
 
 __all__ = ["Generator", "NoiseInjection", "AudioConditionalNorm"]
 
 VP_KINDS = ("none", "convgru", "dirconvgru")
-
-
-def _normal_init(module: nn.Module) -> None:
-    """Conv/Linear weights N(0, 0.02), biases 0 (DESIGN.md §4)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 class NoiseInjection(nn.Module):
@@ -139,7 +131,7 @@ class Generator(nn.Module):
         res = [4 * 2**i for i in range(int(math.log2(s // 4)) + 1)]  # 4, 8, ..., S
         self.blocks = nn.ModuleList(UpBlock(ch(r), ch(2 * r), feat_dim, acin) for r in res[:-1])
         self.to_rgb = nn.Conv2d(ch(s), 3, 1)
-        _normal_init(self)  # before the VP layer exists: it has its own (orthogonal) init
+        normal_init(self)  # before the VP layer exists: it has its own (orthogonal) init
         self.vp = None if vp == "none" else VideoPrediction(ch(s), vp_kernel, directional=vp == "dirconvgru")
 
     def initial_state(
