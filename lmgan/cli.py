@@ -49,8 +49,6 @@ def _train(args) -> int:
     else:
         cfg = build_config(args.preset, args.config, args.set)
         video = Path(args.video) if args.video and args.video != DEMO else None
-        if video is not None and not video.exists():
-            raise LmganError(f"{video}: file not found")
         out = Path(args.out or f"runs/{video.stem if video else DEMO}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = new_run(video or demo_video_path(), cfg, out, progress=not args.quiet)
     if trainer.data.cached:

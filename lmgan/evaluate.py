@@ -34,8 +34,6 @@ SOUND_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".mp
 def load_checkpoint_data(ck: dict, ckpt_path, video: str | None, cfg, progress: bool) -> VideoData:
     """The checkpoint's video: the given file, else the cached decode, else its recorded source."""
     if video:
-        if not Path(video).exists():
-            raise LmganError(f"{video}: file not found")
         data = load_video_data(video, cfg, progress=progress)
         if data.key != ck["data"]["key"]:
             print(f"note: {video} is not the video this model was trained on", file=sys.stderr)
