@@ -156,6 +156,16 @@ def _weights(args) -> int:
     return 0
 
 
+def _fetch(args) -> int:
+    from lmgan.sweep.videos import fetch_main
+    return fetch_main(args.names, force=args.force)
+
+
+def _report(args) -> int:
+    from lmgan.sweep.report import report_main
+    return report_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lmgan", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -205,6 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="download every missing file into $LMGAN_CACHE/weights (once, on a shared disk)")
     w.add_argument("--quiet", action="store_true", help="no progress bars")
     w.set_defaults(func=_weights)
+
+    f = sub.add_parser("fetch", help="download named source videos (sweeps/videos.yaml) into the data folder")
+    f.add_argument("names", nargs="+", metavar="NAME", help="cello, quintet, drums, talking-head, demo")
+    f.add_argument("--force", action="store_true", help="download again even if the file is there")
+    f.set_defaults(func=_fetch)
+
+    rp = sub.add_parser("report", help="HTML report of a sweep from MLflow: table, importances, best video")
+    rp.add_argument("--experiment", required=True, help="experiment (lmgan-quintet) or video name (quintet)")
+    rp.add_argument("--sweep", help="sweep name (default: the latest sweep of the experiment)")
+    rp.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    rp.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite store runs/mlflow.db)")
+    rp.set_defaults(func=_report)
     return p
 
 

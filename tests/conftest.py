@@ -62,3 +62,49 @@ def tiny_run(tmp_path_factory, demo_clip, vgg_path):
                    "--set", "lambda_pl=10", "--set", f"vgg_weights={vgg_path}")
     assert rc == 0
     return out
+
+
+# ----------------------------------------------------------------------------- Ray and MLflow
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sweep_clip(tmp_path_factory):
+    """A 6 s synthetic clip: the tiny preset holds out 3 windows of 8 frames."""
+    from lmgan.data.demo import make_demo_video
+    path = tmp_path_factory.mktemp("clips") / "clip6s.mp4"
+    make_demo_video(path, seconds=6.0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A real two-node Ray cluster on this machine: `ray start --head` plus a second
+    `ray start --address=...`, one CPU each, token authentication on. Yields (address, env)."""
+    import secrets
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp = tmp_path_factory.mktemp("ray")
+    token = tmp / "token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
+    ray = str(Path(sys.executable).parent / "ray")
+    port, metrics = free_port(), [free_port(), free_port()]
+    address = f"127.0.0.1:{port}"
+    common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
+    subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                    f"--metrics-export-port={metrics[0]}", *common],
+                   env=env, check=True, capture_output=True, timeout=120)
+    try:
+        subprocess.run([ray, "start", f"--address={address}", f"--metrics-export-port={metrics[1]}",
+                        *common], env=env, check=True, capture_output=True, timeout=120)
+        yield {"address": address, "env": env, "metrics_ports": metrics}
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)

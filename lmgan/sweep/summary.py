@@ -1,0 +1,130 @@
+"""The end of a sweep (also after --resume): settle each trial's MLflow run from Tune's final
+word on it, attach its best checkpoint, and give the parent run a summary table.
+
+This runs on the driver because only Tune knows why a trial ended (ASHA stop, error, done) and
+where its best checkpoint went; a worker can be killed before it can say either.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from lmgan.sweep import tracking
+from lmgan.sweep.trainable import CKPT_FILE
+
+
+def _best(result, objective: str, mode: str):
+    """(best value over the trial's reports, its iteration, its checkpoint) or Nones."""
+    df = result.metrics_dataframe
+    if df is None or objective not in getattr(df, "columns", ()):
+        return None, None, None
+    col = df[objective].dropna()
+    if col.empty:
+        return None, None, None
+    idx = col.idxmax() if mode == "max" else col.idxmin()
+    value, it = float(col[idx]), int(df.loc[idx, "iter"])
+    ckpt = None
+    for c, metrics in result.best_checkpoints or []:
+        if metrics.get("iter") == it:
+            ckpt = c
+    return value, it, ckpt
+
+
+def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> int:
+    objective, mode = plan["objective"], plan["mode"]
+    c = tracking.client(uri)
+    exp, parent = state["experiment_id"], state["parent_run_id"]
+    rows = []
+    for r in results:
+        trial = Path(r.path).name
+        m = r.metrics or {}
+        reached = int(m.get("iter", 0))
+        status = "errored" if r.error else "finished" if reached >= plan["max_iters"] else "stopped"
+        value, best_iter, ckpt = _best(r, objective, mode)
+        run = tracking.find_run(uri, exp, **{tracking.PARENT: parent, tracking.TRIAL_ID: trial})
+        if run is not None:
+            _settle(c, run, status, r.error, objective, value, best_iter, ckpt)
+        rows.append({"trial": trial, "status": status, "iter": reached, objective: value,
+                     "best_iter": best_iter, **{k: r.config.get(k) for k in plan["space"]},
+                     "run_id": run.info.run_id if run else ""})
+
+    sign = -1 if mode == "max" else 1
+    rows.sort(key=lambda row: (row[objective] is None, sign * (row[objective] or 0)))
+    best = rows[0] if rows and rows[0][objective] is not None else None
+    table = _markdown(rows, objective, list(plan["space"]))
+    try:
+        c.log_text(parent, _csv(rows), "summary.csv")
+        c.log_text(parent, table, "summary.md")
+        if best:
+            c.set_tag(parent, "lmgan.best_trial", best["trial"])
+            c.set_tag(parent, "lmgan.best_run_id", best["run_id"])
+            c.log_metric(parent, f"best_{objective}", best[objective])
+        c.log_metric(parent, "wall_s", wall_s)
+        c.set_terminated(parent, "FINISHED")
+    except Exception as e:
+        print(f"search: could not write the sweep summary to MLflow ({e})", file=sys.stderr)
+
+    print(table)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "errored")}
+    print(f"\nsweep {state['name']}: {len(rows)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}) "
+          f"in {wall_s / 60:.1f} min")
+    if best:
+        print(f"best: {best['trial']} {objective}={best[objective]:.4g} at iteration {best['best_iter']}")
+    print(f"compare the trials: {_ui_hint(uri)}")
+    print(f"report: lmgan report --experiment {plan['video']} --sweep {state['name']}"
+          + ("" if uri == tracking.default_uri(Path("runs")) else f" --tracking-uri {uri}"))
+    return 0 if counts["finished"] + counts["stopped"] else 1
+
+
+def _settle(c, run, status, error, objective, value, best_iter, ckpt) -> None:
+    rid, tags = run.info.run_id, run.data.tags
+    try:
+        if status == "errored" and "lmgan.error" not in tags:
+            c.set_tag(rid, "lmgan.error", str(error).splitlines()[0][:500] if str(error) else repr(error))
+        c.set_tag(rid, "lmgan.status", status)
+        if value is not None and math.isfinite(value):
+            c.log_metric(rid, f"best_{objective}", value, step=best_iter)
+        if ckpt is not None and tags.get("lmgan.best_ckpt_iter") != str(best_iter):
+            with ckpt.as_directory() as d, tempfile.TemporaryDirectory() as tmp:
+                shutil.copy2(Path(d) / CKPT_FILE, Path(tmp) / "best.pt")
+                c.log_artifact(rid, str(Path(tmp) / "best.pt"), "checkpoints")
+            c.set_tag(rid, "lmgan.best_ckpt_iter", str(best_iter))
+        c.set_terminated(rid, "FAILED" if status == "errored" else "FINISHED")
+    except Exception as e:
+        print(f"search: could not settle MLflow run {rid} ({e})", file=sys.stderr)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _markdown(rows: list[dict], objective: str, searched: list[str]) -> str:
+    cols = ["trial", "status", "iter", objective, *searched]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def _ui_hint(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)"

@@ -1,0 +1,205 @@
+"""MLflow bookkeeping of a sweep: one experiment per video, a parent run per sweep, a nested run
+per trial. Every call goes through an explicit MlflowClient and run id (no global active run), so
+the driver and many trial processes on many nodes can log side by side.
+
+Layout (lmgan report and the tests read it):
+- experiment `lmgan-<video>`; artifacts under <runs>/mlartifacts for the embedded store.
+- parent run, name = sweep name, tags lmgan.role=sweep, lmgan.sweep, lmgan.video,
+  lmgan.objective, lmgan.mode (min|max); params objective/trials/max_iters/grace_iters/
+  eval_every/space and fixed.<key> for every fixed config value; artifact search_space.yaml.
+  At the end: tags lmgan.best_trial, lmgan.best_run_id, metric best_<objective>, artifacts
+  summary.csv and summary.md.
+- trial run, name = Tune's trial id, tags mlflow.parentRunId, lmgan.role=trial, lmgan.sweep,
+  lmgan.trial_id, lmgan.searched (comma-separated searched keys), lmgan.status; params: every
+  config key; metrics per iteration (step = iteration): loss_* and it_per_s at every log,
+  the held-out metrics (<name> and <name>_std for frame metrics) at every evaluation;
+  artifacts samples/iter_*.mp4 (generated | real, with sound), samples/iter_*.png (frame grids),
+  losses.png, config.yaml, checkpoints/best.pt.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lmgan.errors import LmganError
+
+ROLE, SWEEP, TRIAL_ID = "lmgan.role", "lmgan.sweep", "lmgan.trial_id"
+PARENT = "mlflow.parentRunId"
+
+
+def default_uri(runs_dir: Path) -> str:
+    """The embedded default store: SQLite under the project's runs folder."""
+    return f"sqlite:///{Path(runs_dir).resolve() / 'mlflow.db'}"
+
+
+def experiment_name(video: str) -> str:
+    return f"lmgan-{video}"
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(tracking_uri=uri)
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail before any trial launches when the tracking server cannot be reached."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                r.read()
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403) and not os.environ.get("MLFLOW_TRACKING_USERNAME"):
+                raise LmganError(f"MLflow at {uri} wants a login: set MLFLOW_TRACKING_USERNAME "
+                                 f"and MLFLOW_TRACKING_PASSWORD") from None
+            if e.code not in (401, 403):
+                raise LmganError(f"MLflow at {uri} answered HTTP {e.code} to {url}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise LmganError(f"MLflow tracking server {uri} is unreachable ({reason}); start it "
+                             f"or pass another --tracking-uri") from None
+    elif scheme in ("", "file", "sqlite", "postgresql", "mysql", "mssql") or "+" in scheme:
+        try:
+            client(uri).search_experiments(max_results=1)
+        except Exception as e:  # a driver or migration error, named in one line
+            raise LmganError(f"MLflow store {uri}: {str(e).splitlines()[0][:200]}") from None
+    else:
+        raise LmganError(f"--tracking-uri {uri}: unsupported scheme {scheme!r}")
+
+
+def ensure_experiment(uri: str, video: str, artifact_root: Path | None) -> str:
+    """The video's experiment id, created on first use (artifacts beside a local store)."""
+    c = client(uri)
+    name = experiment_name(video)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = (Path(artifact_root).resolve() / name).as_uri() if artifact_root else None
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it between the lookup and here
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def find_run(uri: str, experiment_id: str, **tags: str):
+    """The run carrying all these tags, or None (how resumed sweeps and trials find theirs)."""
+    flt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = client(uri).search_runs([experiment_id], filter_string=flt, max_results=2,
+                                   order_by=["attributes.start_time ASC"])
+    return runs[0] if runs else None
+
+
+def start_sweep_run(uri: str, experiment_id: str, sweep: str, tags: dict, params: dict,
+                    files: dict[str, str]) -> str:
+    """Create the sweep's parent run, or return the existing one (resume)."""
+    c = client(uri)
+    run = find_run(uri, experiment_id, **{ROLE: "sweep", SWEEP: sweep})
+    if run is not None:
+        c.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+    run = c.create_run(experiment_id, run_name=sweep, tags={ROLE: "sweep", SWEEP: sweep, **tags})
+    rid = run.info.run_id
+    log_params(c, rid, params)
+    for name, text in files.items():
+        c.log_text(rid, text, name)
+    return rid
+
+
+def log_params(c, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+    items = [Param(k, _param_str(v)) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        c.log_batch(run_id, params=items[i:i + 100], synchronous=True)
+
+
+def _param_str(v) -> str:
+    s = "null" if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return s[:6000]
+
+
+class TrialRun:
+    """A trial's nested run, created on first start and continued after a restart.
+
+    Metrics are buffered and sent in batches; a failed send keeps them for the next try, so a
+    tracking server that goes away for a while loses nothing once it is back.
+    """
+
+    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, sweep: str,
+                 trial_id: str, params: dict, searched: list[str]):
+        self.c = client(uri)
+        run = find_run(uri, experiment_id, **{PARENT: parent_run_id, TRIAL_ID: trial_id})
+        if run is None:
+            run = self.c.create_run(experiment_id, run_name=trial_id, tags={
+                PARENT: parent_run_id, ROLE: "trial", SWEEP: sweep, TRIAL_ID: trial_id,
+                "lmgan.searched": ",".join(searched), "lmgan.status": "running"})
+            log_params(self.c, run.info.run_id, params)
+            self.resumed = False
+        else:
+            self.c.update_run(run.info.run_id, status="RUNNING")
+            self.c.set_tag(run.info.run_id, "lmgan.status", "running")
+            self.resumed = True
+        self.run_id = run.info.run_id
+        # A restarted trial repeats the iterations after its last checkpoint; what it logged of
+        # them before it died stays, and the repeat is not logged twice.
+        history = self.c.get_metric_history(self.run_id, "it_per_s") if self.resumed else []
+        self.logged_up_to = max((m.step for m in history), default=-1)
+        self.pending: list = []
+        self.pending_files: list[tuple[str, str | None]] = []
+
+    def tag(self, key: str, value: str) -> None:
+        self.c.set_tag(self.run_id, key, value)
+
+    def metrics(self, values: dict, step: int) -> None:
+        from mlflow.entities import Metric
+        if step <= self.logged_up_to:
+            return
+        now = int(time.time() * 1000)
+        self.pending += [Metric(k, float(v), now, step) for k, v in values.items()]
+
+    def artifact(self, path: str | Path, folder: str | None = None) -> None:
+        self.pending_files.append((str(path), folder))
+
+    def flush(self) -> bool:
+        """Send what is pending; on failure keep it and say so once per failure."""
+        try:
+            for i in range(0, len(self.pending), 500):
+                self.c.log_batch(self.run_id, metrics=self.pending[i:i + 500], synchronous=True)
+            self.pending = []
+            while self.pending_files:
+                path, folder = self.pending_files[0]
+                if Path(path).is_file():
+                    self.c.log_artifact(self.run_id, path, folder)
+                self.pending_files.pop(0)
+            return True
+        except Exception as e:
+            print(f"lmgan: MLflow logging failed, will retry ({str(e).splitlines()[0][:160]})",
+                  file=sys.stderr)
+            return False
+
+    def fail(self, reason: str, config: dict) -> None:
+        """An errored trial: the reason and the config that hit it, on the run itself."""
+        try:
+            self.c.set_tag(self.run_id, "lmgan.error", reason)
+            self.c.log_dict(self.run_id, config, "error_config.yaml")
+        except Exception:
+            pass
+        self.finish("errored")
+
+    def finish(self, status: str) -> None:
+        """status: finished | stopped | errored (the MLflow run status follows)."""
+        self.flush()
+        try:
+            self.c.set_tag(self.run_id, "lmgan.status", status)
+            self.c.set_terminated(self.run_id, "FAILED" if status == "errored" else "FINISHED")
+        except Exception as e:
+            print(f"lmgan: could not close MLflow run {self.run_id}: {e}", file=sys.stderr)

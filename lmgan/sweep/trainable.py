@@ -1,0 +1,156 @@
+"""lmgan training as a Ray Tune function trainable: the loop's events become Tune reports with
+checkpoints, MLflow metrics and artifacts, and Prometheus gauges. Nothing here changes training.
+
+Each evaluation interval reports the held-out metrics together with the lmgan checkpoint of that
+iteration, so ASHA decides on real scores and a restarted trial (a lost node, a failed worker, a
+resumed sweep) continues from its last report with its optimizer, RNG and carried states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lmgan import atomic
+from lmgan.config import Config, apply_overrides, validate
+from lmgan.training import checkpoint
+from lmgan.training.loop import LOSSES, Trainer
+from lmgan.weights import cache_dir
+
+CKPT_FILE = "ckpt.pt"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What every trial shares (the searched values come in Tune's config)."""
+    sweep: str
+    video: str                   # the video's name
+    source_name: str             # file name of the source video (suffix kept for the decoder)
+    source_sha: str              # content hash: trials verify what they received
+    fixed: dict                  # config values that are not searched
+    objective: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    searched: list = field(default_factory=list)
+    threads: int = 1
+
+
+def trial_config(spec: TrialSpec, searched: dict) -> Config:
+    return validate(apply_overrides(Config(), {**spec.fixed, **searched}, "trial"))
+
+
+def materialise_source(spec: TrialSpec, video_bytes: bytes) -> Path:
+    """The source video as a local file on this node, content-addressed in the lmgan cache, so
+    worker nodes need no shared file system and the decoded-data cache is shared by trials."""
+    folder = cache_dir() / "sources"
+    path = folder / f"{spec.source_sha}{Path(spec.source_name).suffix or '.mp4'}"
+    if not path.is_file():
+        if hashlib.sha256(video_bytes).hexdigest() != spec.source_sha:
+            raise RuntimeError(f"{spec.source_name}: the video received is not the one the sweep hashed")
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic.replacing(path) as tmp:
+            Path(tmp).write_bytes(video_bytes)
+    return path
+
+
+class TuneEvents:
+    """The Trainer callback: log → gauges + MLflow metrics; evaluated → MLflow + gauges;
+    sampled → MLflow artifacts; checkpointed → tune.report(metrics, checkpoint)."""
+
+    def __init__(self, spec: TrialSpec, tracker, gauges, run_dir: Path):
+        self.spec, self.tracker, self.gauges, self.run_dir = spec, tracker, gauges, run_dir
+        self.last_eval: dict = {}
+        self.it_per_s = 0.0
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "log":
+            self.it_per_s = info["it_per_s"]
+            self.gauges.on_log(info, LOSSES)
+            self.tracker.metrics({k: info[k] for k in (*LOSSES, "it_per_s")}, info["iter"])
+        elif event == "evaluated":
+            self.last_eval = {k: v for k, v in info.items() if k not in ("kind", "iter")}
+            self.gauges.on_eval(self.last_eval)
+            self.tracker.metrics(self.last_eval, info["iter"])
+        elif event == "sampled":
+            self.tracker.artifact(info["video"], "samples")
+            self.tracker.artifact(info["grid"], "samples")
+        elif event == "checkpointed":
+            self.tracker.artifact(self.run_dir / "losses.png")
+            self.tracker.flush()
+            self.report(info["iter"], Path(info["path"]))
+
+    def report(self, iteration: int, ckpt: Path) -> None:
+        from ray import tune
+        metrics = {"iter": iteration, "it_per_s": self.it_per_s, **self.last_eval}
+        with tempfile.TemporaryDirectory(dir=self.run_dir) as d:
+            try:
+                os.link(ckpt, Path(d) / CKPT_FILE)       # no copy where the file system allows
+            except OSError:
+                shutil.copy2(ckpt, Path(d) / CKPT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
+    """The Tune function trainable (bound with tune.with_parameters)."""
+    from ray import tune
+
+    from lmgan.data.dataset import load_video_data
+    from lmgan.sweep.telemetry import TrialGauges
+    from lmgan.sweep.tracking import TrialRun
+
+    torch.set_num_threads(max(1, spec.threads))
+    logging.getLogger("ray.train").setLevel(logging.WARNING)   # one line per checkpoint otherwise
+    ctx = tune.get_context()
+    trial_id = ctx.get_trial_id()
+    cfg = trial_config(spec, config)
+    data = load_video_data(materialise_source(spec, video_bytes), cfg, progress=False)
+    run_dir = Path(ctx.get_trial_dir()) / "lmgan"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(run_dir / "config.yaml", _yaml({"video": spec.video, **cfg.to_dict()}))
+
+    tracker = TrialRun(spec.tracking_uri, spec.experiment_id, spec.parent_run_id, spec.sweep,
+                       trial_id, cfg.to_dict(), spec.searched)
+    tracker.artifact(run_dir / "config.yaml")
+    import ray
+    tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
+    events = TuneEvents(spec, tracker, TrialGauges(spec.sweep, trial_id), run_dir)
+    trainer = Trainer(cfg, data, run_dir, callbacks=[events])
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as d:
+            trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
+        events.last_eval = _last_eval(trainer.history)
+    try:
+        trainer.run(progress=False)
+    except SystemExit:       # Tune stopped the trial (ASHA): not an error
+        tracker.finish("stopped")
+        raise
+    except BaseException as e:
+        tracker.fail(_reason(e), cfg.to_dict())
+        raise
+    tracker.finish("finished")
+
+
+def _last_eval(history: list[dict]) -> dict:
+    evals = [r for r in history if r["kind"] == "eval"]
+    return {k: v for k, v in evals[-1].items() if k not in ("kind", "iter")} if evals else {}
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, torch.OutOfMemoryError):
+        return "out of memory"
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{e.__class__.__name__}: {text}"[:500]
+
+
+def _yaml(d: dict) -> str:
+    import yaml
+    return yaml.safe_dump(d, sort_keys=False)

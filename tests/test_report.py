@@ -1,0 +1,181 @@
+"""`lmgan report` against a real MLflow store (SQLite + local artifacts), no mocks: a sweep whose
+trials log metrics over iterations and a real mp4 with sound, read back into one HTML page."""
+
+import re
+import time
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmgan.errors import LmganError
+from lmgan.sweep import tracking
+from lmgan.sweep.report import report_main, write_report
+
+SPACE = "lr_g: {loguniform: [1.0e-5, 1.0e-3]}\nvp_kernel: {choice: [3, 5, 7]}\n"
+# trial id → (lr_g, vp_kernel, final ssim or None, status)
+TRIALS = {
+    "trial_00000": (1e-4, 3, 0.62, "finished"),
+    "trial_00001": (3e-4, 5, 0.81, "finished"),      # the best
+    "trial_<i>2</i>": (2e-5, 7, 0.55, "stopped"),    # escaped everywhere
+    "trial_00003": (8e-4, 5, 0.30, "errored"),
+}
+BEST = "trial_00001"
+
+
+def _mp4(path: Path) -> None:
+    from lmgan.data.media import VideoWriter
+    t = np.linspace(0, 1, 16000, dtype=np.float32)
+    with VideoWriter(path, fps=10, width=32, height=16, audio_rate=16000) as w:
+        w.add_frames(np.stack([np.full((16, 32, 3), 20 * i, np.uint8) for i in range(10)]))
+        w.add_audio(0.3 * np.sin(2 * np.pi * 440 * t))
+
+
+def _png(path: Path) -> None:
+    from PIL import Image
+    Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = tracking.default_uri(root)
+    eid = tracking.ensure_experiment(uri, "demo", root / "mlartifacts")
+    tracking.ensure_experiment(uri, "empty", root / "mlartifacts")
+    tags = {"lmgan.video": "demo", "lmgan.objective": "ssim", "lmgan.mode": "max"}
+    pid = tracking.start_sweep_run(uri, eid, "sweep-a", tags, {"objective": "ssim", "trials": 4},
+                                   {"search_space.yaml": SPACE})
+    media = root / "media"
+    media.mkdir()
+    _mp4(media / "iter_0000020.mp4")
+    _mp4(media / "iter_0000030.mp4")
+    _png(media / "iter_0000020.png")
+    _png(media / "iter_0000030.png")
+    run_ids = {}
+    for k, (trial, (lr, vp, final, status)) in enumerate(TRIALS.items()):
+        tr = tracking.TrialRun(uri, eid, pid, "sweep-a", trial, {"lr_g": lr, "vp_kernel": vp, "mfs": True},
+                               ["lr_g", "vp_kernel"])
+        for step in (10, 20, 30):
+            tr.metrics({"loss_d_image": 1.0 / step, "it_per_s": 3.0}, step)
+            if step >= 20:
+                f = step / 30
+                tr.metrics({"ssim": final * f, "ssim_std": 0.02, "psnr": 20 + 5 * final * f,
+                            "psnr_std": 1.25, "fdd": 10.0 * (1 - final * f)}, step)
+        if trial == BEST:
+            for name in ("iter_0000020.mp4", "iter_0000030.mp4", "iter_0000020.png", "iter_0000030.png"):
+                tr.artifact(media / name, "samples")
+        assert tr.flush()
+        tr.finish(status)
+        run_ids[trial] = tr.run_id
+    # A later sweep whose only trial has no objective value yet (the default: the latest sweep).
+    time.sleep(0.01)
+    pid_b = tracking.start_sweep_run(uri, eid, "sweep-b", tags, {}, {"search_space.yaml": SPACE})
+    tr = tracking.TrialRun(uri, eid, pid_b, "sweep-b", "trial_b0", {"lr_g": 1e-4, "vp_kernel": 3}, ["lr_g"])
+    tr.metrics({"loss_d_image": 0.5}, 5)
+    assert tr.flush()
+    return {"uri": uri, "root": root, "run_ids": run_ids, "media": media}
+
+
+def test_report_of_a_sweep(store, tmp_path, capsys):
+    out = tmp_path / "rep" / "report.html"
+    assert write_report("lmgan-demo", out, store["uri"], sweep="sweep-a") == out
+    page = out.read_text(encoding="utf-8")
+    assert "report: lmgan-demo / sweep-a: 4 trials" in capsys.readouterr().err
+
+    # Header and every trial, the HTML-looking trial id escaped.
+    assert "Sweep sweep-a" in page and "lmgan-demo" in page and "maximise" in page
+    assert "4 trials: 2 finished, 1 stopped, 1 errored, 0 running" in page
+    for trial, run_id in store["run_ids"].items():
+        assert run_id in page
+    assert "trial_&lt;i&gt;2&lt;/i&gt;" in page and "<i>2</i>" not in page
+    assert "trial_00000" in page and "trial_00003" in page
+
+    # Table: best first and highlighted, then by ssim descending; mean ± std; iterations.
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr([^>]*)>(.*?)</tr>", body)
+    assert len(rows) == 4
+    assert 'class="best"' in rows[0][0] and store["run_ids"][BEST] in rows[0][0]
+    assert BEST in rows[0][1] and "best</span>" in rows[0][1]
+    assert not any('class="best"' in attrs for attrs, _ in rows[1:])
+    order = [next(t for t in TRIALS if store["run_ids"][t] in attrs) for attrs, _ in rows]
+    assert order == ["trial_00001", "trial_00000", "trial_<i>2</i>", "trial_00003"]
+    assert "<td>0.8100 ± 0.0200</td>" in rows[0][1]
+    assert "<td>24.05 ± 1.25</td>" in rows[0][1]
+    assert "<td>1.9</td>" in rows[0][1]          # fdd, a set metric: one value
+    assert "<td>30</td>" in rows[0][1]           # iterations reached
+    assert "<td>0.0003</td>" in rows[0][1] and "<td>5</td>" in rows[0][1]   # its params
+    assert "ssim ↑ (objective)" in page and "fdd ↓" in page
+
+    # Importances (3 finished/stopped trials, 2 varied params), parallel coordinates, history.
+    imp = page.split('id="importance"', 1)[1].split("</section>", 1)[0]
+    assert 'id="importance-chart"' in imp and "Not shown" not in imp
+    assert ">lr_g</td>" in imp and ">vp_kernel</td>" in imp
+    assert 'id="parallel-coordinates"' in page and "parcoords" in page
+    assert 'id="objective-history"' in page
+
+    # The best trial's latest sample, copied beside the page and referenced relatively.
+    files = out.parent / "report_files"
+    video = files / f"best_{BEST}_iter_0000030.mp4"
+    grid = files / f"best_{BEST}_iter_0000030.png"
+    assert video.read_bytes() == (store["media"] / "iter_0000030.mp4").read_bytes()
+    assert grid.read_bytes() == (store["media"] / "iter_0000030.png").read_bytes()
+    assert f'<video controls preload="metadata" src="report_files/{video.name}">' in page
+    assert f'src="report_files/{grid.name}"' in page
+    assert not (files / f"best_{BEST}_iter_0000020.mp4").exists()
+    js = files / "plotly.min.js"
+    assert js.stat().st_size > 1_000_000
+    assert '<script src="report_files/plotly.min.js"></script>' in page
+    assert "cdn.plot.ly" not in page and "<script src=\"http" not in page
+
+    # A second report replaces the page atomically (no temp files left) and keeps the files.
+    out.write_text("old")
+    write_report("demo", out, store["uri"], sweep="sweep-a")
+    assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.html", "report_files"]
+    assert sorted(p.name for p in files.iterdir()) == sorted([video.name, grid.name, js.name])
+
+
+def test_latest_sweep_without_objective_values(store, tmp_path, capsys):
+    """The short experiment name and the default sweep (the latest): a trial with no ssim yet."""
+    out = tmp_path / "latest.html"
+    args = Namespace(experiment="demo", sweep=None, out=str(out), tracking_uri=store["uri"])
+    assert report_main(args) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text(encoding="utf-8")
+    assert "Sweep sweep-b" in page and "trial_b0" in page and "trial_00001" not in page
+    assert "1 trial: 0 finished, 0 stopped, 0 errored, 1 running" in page
+    assert "No trial has an objective value" in page
+    assert "Not shown:" in page and 'id="parallel-coordinates"' not in page
+    assert (tmp_path / "latest_files" / "plotly.min.js").is_file()
+
+
+def test_errors(store, tmp_path):
+    uri = store["uri"]
+    with pytest.raises(LmganError, match=r"--experiment nope: no such experiment \(known: lmgan-demo, lmgan-empty\)"):
+        write_report("nope", tmp_path / "r.html", uri)
+    with pytest.raises(LmganError, match="lmgan-empty has no sweep runs"):
+        write_report("empty", tmp_path / "r.html", uri)
+    with pytest.raises(LmganError, match=r"--sweep sweep-z: no such sweep in lmgan-demo \(known: sweep-b, sweep-a\)"):
+        write_report("demo", tmp_path / "r.html", uri, sweep="sweep-z")
+    with pytest.raises(LmganError, match="no MLflow store at"):
+        write_report("demo", tmp_path / "r.html", tracking.default_uri(tmp_path / "nowhere"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []   # no page, no _files, no store
+    with pytest.raises(LmganError, match="is unreachable"):
+        write_report("demo", tmp_path / "r.html", "http://127.0.0.1:9")
+
+
+def test_param_strings_back_to_distribution_types():
+    from optuna import distributions as d
+
+    from lmgan.sweep.report import _from_param
+    assert _from_param("True", d.CategoricalDistribution([True, False])) is True
+    assert _from_param("False", d.CategoricalDistribution([True, False])) is False
+    assert _from_param("5", d.CategoricalDistribution([3, 5, 7])) == 5
+    assert _from_param("convgru", d.CategoricalDistribution(["none", "convgru"])) == "convgru"
+    assert _from_param("3", d.IntDistribution(1, 4)) == 3
+    assert _from_param("0.000123", d.FloatDistribution(1e-5, 1e-3, log=True)) == 0.000123
+    with pytest.raises(ValueError):
+        _from_param("9", d.CategoricalDistribution([3, 5, 7]))
+    with pytest.raises(ValueError):
+        _from_param("2.5", d.IntDistribution(1, 4))

@@ -1,0 +1,156 @@
+"""The sweep platform end to end, with real parts: a two-node Ray cluster started by the test,
+Optuna + ASHA through Ray Tune, a real MLflow store (SQLite, and a tracking server on
+PostgreSQL), real mp4 artifacts. Each sweep is a few tiny trials of a handful of iterations."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+SEARCH = [sys.executable, str(REPO / "sweeps" / "search.py")]
+TINY = ["--preset", "tiny", "--objective", "ssim", "--cpus-per-trial", "1", "--verbose", "0"]
+
+
+def sweep(cluster, runs, *args, timeout=600, **kw):
+    cmd = [*SEARCH, "--address", cluster["address"], "--runs-dir", str(runs), *TINY, *map(str, args)]
+    return subprocess.run(cmd, env=cluster["env"], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def runs_of(uri, experiment):
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name(experiment)
+    assert exp is not None, f"no experiment {experiment}"
+    runs = c.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("lmgan.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("lmgan.role") == "trial"]
+    return c, parents, trials
+
+
+def check_sweep(uri, experiment, name, n_trials):
+    c, parents, trials = runs_of(uri, experiment)
+    parent = [p for p in parents if p.data.tags["lmgan.sweep"] == name]
+    assert len(parent) == 1
+    mine = [t for t in trials if t.data.tags[("mlflow.parentRunId")] == parent[0].info.run_id]
+    assert len(mine) == n_trials, [t.info.run_name for t in mine]
+    for t in mine:
+        assert "ssim" in t.data.metrics and "loss_d_image" in t.data.metrics
+        assert t.data.params["image_size"] == "32"
+        samples = [a.path for a in c.list_artifacts(t.info.run_id, "samples")]
+        assert any(p.endswith(".mp4") for p in samples), samples
+        assert t.data.tags["lmgan.status"] in ("finished", "stopped")
+    parent_files = [a.path for a in c.list_artifacts(parent[0].info.run_id)]
+    assert {"search_space.yaml", "summary.csv", "summary.md"} <= set(parent_files)
+    assert parent[0].data.tags["lmgan.best_trial"] in {t.info.run_name for t in mine}
+    return c, parent[0], mine
+
+
+def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
+    r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 3, "--max-iters", 10,
+              "--grace-iters", 5, "--eval-every", 5, "--name", "two-node")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "best:" in r.stdout and "mlflow ui --backend-store-uri sqlite:///" in r.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "two-node", 3)
+    assert len({t.data.tags["lmgan.node_id"] for t in trials}) == 2, "trials did not use both nodes"
+    best = next(t for t in trials if t.info.run_name == parent.data.tags["lmgan.best_trial"])
+    assert [a.path for a in c.list_artifacts(best.info.run_id, "checkpoints")] == ["checkpoints/best.pt"]
+    # The best checkpoint renders: it is an ordinary lmgan checkpoint.
+    ckpt = c.download_artifacts(best.info.run_id, "checkpoints/best.pt", str(tmp_path))
+    from lmgan.training import checkpoint
+    assert checkpoint.load(ckpt)["iteration"] in (5, 10)
+    state = json.loads((tmp_path / "sweeps" / "two-node" / "lmgan-sweep.json").read_text())
+    assert state["parent_run_id"] == parent.info.run_id
+
+
+def test_trials_export_their_figures_to_prometheus(ray_cluster, sweep_clip, tmp_path):
+    """The gauges reach the nodes' Prometheus endpoints under the names the dashboard uses."""
+    r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 1, "--max-iters", 10,
+              "--grace-iters", 10, "--eval-every", 5, "--name", "telemetry")
+    assert r.returncode == 0, r.stderr[-3000:]
+    from lmgan.sweep.telemetry import prometheus_names
+    seen = ""
+    for _ in range(30):   # the metrics agent exports every few seconds
+        seen = "".join(urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10).read().decode()
+                       for p in ray_cluster["metrics_ports"])
+        if "ray_lmgan_eval" in seen:
+            break
+        time.sleep(2)
+    exported = {line.split("{")[0] for line in seen.splitlines() if line.startswith("ray_lmgan_")}
+    assert {"ray_lmgan_iteration", "ray_lmgan_iterations_per_second", "ray_lmgan_loss",
+            "ray_lmgan_eval"} <= exported <= prometheus_names()
+    assert 'sweep="telemetry"' in seen
+
+
+def test_resume_after_the_driver_is_killed(ray_cluster, sweep_clip, tmp_path):
+    args = ["--video", sweep_clip, "--trials", 3, "--max-iters", 20, "--grace-iters", 20,
+            "--eval-every", 5, "--name", "killed"]
+    cmd = [*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY, *map(str, args)]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    driver = subprocess.Popen(cmd, env=ray_cluster["env"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:   # kill it once one trial has finished
+            time.sleep(1)
+            if (tmp_path / "mlflow.db").is_file() and _finished(uri) >= 1:
+                break
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finished_before = {t.info.run_id: t.data.metrics["ssim"] for t in _trials(uri)
+                       if t.data.tags.get("lmgan.status") == "finished"}
+    assert finished_before
+    r = subprocess.run([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path),
+                        "--verbose", "0", "--resume", "--name", "killed"],
+                       env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "killed", 3)
+    for t in trials:
+        assert t.data.tags["lmgan.status"] == "finished"
+        steps = [m.step for m in c.get_metric_history(t.info.run_id, "ssim")]
+        assert steps == sorted(set(steps)) and steps[-1] == 20, steps   # continued, not redone
+    for run_id, ssim in finished_before.items():
+        assert c.get_run(run_id).data.metrics["ssim"] == ssim
+
+
+def _trials(uri):
+    try:
+        _, _, trials = runs_of(uri, "lmgan-clip6s")
+    except Exception:
+        return []
+    return trials
+
+
+def _finished(uri):
+    return sum(t.data.tags.get("lmgan.status") == "finished" for t in _trials(uri))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--video", "no-such-video"], "known: "),
+    (["--video", "CLIP", "--space", "SPACE:{nonsense: {int: [1, 2]}}"], "unknown search-space key 'nonsense'"),
+    (["--video", "CLIP", "--space", "SPACE:{lr_g: {loguniform: [1.0e-3, 1.0e-4]}}"], "empty range"),
+    (["--video", "CLIP", "--space", "SPACE:{vp_kernel: {choice: [3, 4]}}"], "vp_kernel=4"),
+    (["--video", "CLIP", "--gpus-per-trial", "4"], "more GPUs than any node has"),
+    (["--resume", "--name", "never-ran"], "no sweep named 'never-ran'"),
+    (["--video", "CLIP", "--objective", "nope"], "unknown metric"),
+])
+def test_bad_input_is_one_line_exit_2(ray_cluster, sweep_clip, tmp_path, args, message):
+    space = tmp_path / "space.yaml"
+    args = [str(sweep_clip) if a == "CLIP" else a for a in args]
+    if any(a.startswith("SPACE:") for a in args):
+        space.write_text(next(a for a in args if a.startswith("SPACE:"))[6:])
+        args = [str(space) if a.startswith("SPACE:") else a for a in args]
+    r = sweep(ray_cluster, tmp_path, *args, "--trials", 1, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) >= 1 and lines[-1].startswith("search: error: ") and message in lines[-1], r.stderr
+    assert "Traceback" not in r.stderr

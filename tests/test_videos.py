@@ -1,0 +1,218 @@
+"""Named source videos: the registry, name resolution and `fetch`, with real yt-dlp and PyAV.
+
+YouTube cannot be reached here, so real downloads go through yt-dlp's file:// support from a
+small clip written with lmgan.data.media; network failures use an address nothing listens on.
+"""
+
+import os
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from lmgan.data.media import probe, read_audio, read_video, write_video
+from lmgan.errors import LmganError
+from lmgan.sweep import videos
+
+FIVE = ["cello", "demo", "drums", "quintet", "talking-head"]
+DEMO_SWEEP = {"objective": "ssim", "trials": 4, "max_iters": 240, "grace_iters": 60, "eval_every": 60}
+
+
+@pytest.fixture(autouse=True)
+def data(tmp_path, monkeypatch):
+    """Each test gets its own empty data folder and the shipped registry."""
+    monkeypatch.setenv("LMGAN_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("LMGAN_VIDEOS", raising=False)
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """4 s, 25 fps, 64x48: frame i has grey level 2i; the stereo sound is silent until 1.5 s,
+    then a 440 Hz tone, so a trim's start and its sound's alignment can both be read back."""
+    path = tmp_path_factory.mktemp("src") / "clip.mp4"
+    frames = np.repeat((2 * np.arange(100, dtype=np.uint8))[:, None, None, None], 48 * 64 * 3).reshape(100, 48, 64, 3)
+    t = np.arange(4 * 44100) / 44100
+    tone = np.where(t >= 1.5, 0.3 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+    write_video(path, frames, 25, audio=np.stack([tone, tone]), sample_rate=44100)
+    return path
+
+
+def registry(tmp_path, monkeypatch, text: str):
+    path = tmp_path / "videos.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("LMGAN_VIDEOS", str(path))
+    return path
+
+
+def one_line_error(fn, *args, match: str) -> str:
+    with pytest.raises(LmganError) as e:
+        fn(*args)
+    msg = str(e.value)
+    assert "\n" not in msg and match in msg, msg
+    return msg
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+def test_shipped_registry_has_the_five_videos():
+    assert videos.registry_path().is_file()
+    assert videos.known_names() == FIVE
+    reg = videos.load_registry()
+    assert reg["drums"]["start"] == 59 and "7H4hrsb_0tE" in reg["drums"]["url"]
+    assert "zah9B0toTBQ" in reg["cello"]["url"] and "R-Tk7-Ytes4" in reg["quintet"]["url"]
+    assert reg["talking-head"]["url"] is None and "MEAD" in reg["talking-head"]["licence"]
+    assert {reg[n]["preset"] for n in ("cello", "quintet", "drums", "talking-head")} == {"paper-128"}
+    assert reg["demo"]["preset"] == "demo" and reg["demo"]["sweep"] == DEMO_SWEEP
+    assert all(reg[n]["crop"] is None and reg[n]["file"] == f"{n}.mp4" for n in FIVE)
+
+
+def test_unknown_name_lists_the_known_ones():
+    msg = one_line_error(videos.resolve, "foo", match="unknown video 'foo'")
+    assert "known: cello, demo, drums, quintet, talking-head; or give a file path" in msg
+    one_line_error(videos.fetch, "foo", match="known: cello, demo")
+
+
+@pytest.mark.parametrize("entry, match", [
+    ("{url: 'https://x.org/a.mp4', file: ../../etc/passwd}", "outside the data folder"),
+    ("{url: 'https://x.org/a.mp4', file: sub/../../x.mp4}", "outside the data folder"),
+    ("{url: 'https://x.org/a.mp4', file: /etc/passwd}", "absolute path"),
+    ("{url: 'https://x.org/a.mp4', file: 'C:\\\\x.mp4'}", "absolute path"),
+    ("{url: 'https://x.org/a.mp4', nmae: x}", "unknown field 'nmae'"),
+    ("{url: 'ftp://x.org/a.mp4'}", "url must be"),
+    ("{url: 'https://x.org/a.mp4', start: 5, end: 2}", "end must be"),
+    ("{url: 'https://x.org/a.mp4', crop: [0, 0, 0, 10]}", "crop must be"),
+    ("{url: 'https://x.org/a.mp4', preset: nope}", "unknown preset"),
+])
+def test_bad_registry_entries_are_refused(tmp_path, monkeypatch, entry, match):
+    path = registry(tmp_path, monkeypatch, f"videos:\n  evil: {entry}\n")
+    msg = one_line_error(videos.resolve, "evil", match=match)
+    assert str(path) in msg
+    one_line_error(videos.fetch, "evil", match=match)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("videos:\n  '../x': {url: 'https://x.org/a.mp4'}\n", "bad video name '../x'"),
+    ("videos:\n  Cello: {}\n", "bad video name 'Cello'"),
+    ("videos:\n  off: {}\n", "quote it"),
+    ("videos: [cello\n", "malformed YAML"),
+    ("cello: {url: 'https://x.org/a.mp4'}\n", "top-level mapping 'videos:'"),
+])
+def test_bad_registry_files_are_refused(tmp_path, monkeypatch, text, match):
+    path = registry(tmp_path, monkeypatch, text)
+    assert str(path) in one_line_error(videos.load_registry, match=match)
+
+
+def test_inner_folders_are_allowed(tmp_path, monkeypatch, data, clip):
+    registry(tmp_path, monkeypatch, "videos:\n  mine: {url: 'https://x.org/a.mp4', file: sub/./x/../mine.mp4, crop: [0, 0, 48, 48]}\n")
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "mine.mp4").write_bytes(clip.read_bytes())
+    v = videos.resolve("mine")
+    assert v.path == data / "sub" / "mine.mp4" and v.crop == [0, 0, 48, 48] and v.preset is None
+
+
+# --- resolve -----------------------------------------------------------------------------------
+
+
+def test_resolve_a_local_file(tmp_path, clip):
+    path = tmp_path / "My Clip (take 2).mp4"
+    path.write_bytes(clip.read_bytes())
+    v = videos.resolve(str(path))
+    assert v == videos.Video(name="my-clip-take-2", path=path, preset=None, crop=None, sweep={},
+                             what=f"local file {path.name}")
+    one_line_error(videos.resolve, str(tmp_path / "missing.mp4"), match="file not found")
+
+
+def test_resolve_named_videos(data, clip):
+    msg = one_line_error(videos.resolve, "quintet", match="quintet: not downloaded yet")
+    assert f"run `lmgan fetch quintet` (saves {data / 'quintet.mp4'})" in msg
+    data.mkdir()
+    (data / "quintet.mp4").write_bytes(clip.read_bytes())
+    v = videos.resolve("quintet")
+    assert v.path == data / "quintet.mp4" and v.preset == "paper-128" and v.crop is None
+    assert "quintet" in v.what
+
+
+def test_talking_head_explains_the_licence(data):
+    for fn in (videos.resolve, videos.fetch):
+        msg = one_line_error(fn, "talking-head", match="MEAD")
+        assert "M31" in msg and f"place it at {data / 'talking-head.mp4'}" in msg
+
+
+def test_resolve_demo_uses_an_existing_file(data, clip):
+    data.mkdir()
+    (data / "demo.mp4").write_bytes(clip.read_bytes())  # present: nothing is generated
+    v = videos.resolve("demo")
+    assert v.path == data / "demo.mp4" and v.preset == "demo" and v.sweep == DEMO_SWEEP
+
+
+# --- fetch -------------------------------------------------------------------------------------
+
+
+def test_fetch_refused_connection_is_quick_and_leaves_nothing(tmp_path, monkeypatch, data):
+    registry(tmp_path, monkeypatch, "videos:\n  down: {url: 'http://127.0.0.1:9/x.mp4'}\n")
+    t = time.monotonic()
+    msg = one_line_error(videos.fetch, "down", match="down: cannot download http://127.0.0.1:9/x.mp4: connection refused")
+    assert time.monotonic() - t < 15
+    assert f"place it at {data / 'down.mp4'}" in msg
+    assert not data.exists() or os.listdir(data) == []
+
+
+def test_fetch_from_youtube_offline(data):
+    try:
+        socket.getaddrinfo("www.youtube.com", 443)
+        pytest.skip("www.youtube.com resolves: this machine is online")
+    except OSError:
+        pass
+    t = time.monotonic()
+    msg = one_line_error(videos.fetch, "quintet", match="quintet: cannot download https://www.youtube.com/watch?v=R-Tk7-Ytes4")
+    assert "offline" in msg and f"place it at {data / 'quintet.mp4'}" in msg
+    assert time.monotonic() - t < 30
+    assert not data.exists() or os.listdir(data) == []
+
+
+def test_fetch_file_url_trims_and_keeps_sound(tmp_path, monkeypatch, data, clip, capsys):
+    registry(tmp_path, monkeypatch,
+             f"videos:\n  local: {{url: '{clip.as_uri()}', start: 1, end: 3, what: test clip}}\n")
+    path = videos.fetch("local", progress=False)
+    assert path == data / "local.mp4" and os.listdir(data) == ["local.mp4"]  # no raw download left
+    info = probe(path)
+    assert abs(info["duration"] - 2.0) < 0.1 and info["has_audio"]
+    assert (info["fps"], info["width"], info["height"], info["audio_rate"]) == (25.0, 64, 48, 44100)
+
+    frames = read_video(path, fps=25, size=48, crop=[0, 0, 64, 48]).frames
+    assert len(frames) == 50
+    assert abs(frames[0].mean() - 50) < 3 and abs(frames[-1].mean() - 148) < 3  # source frames 25 and 74
+    sound = read_audio(path, 16000)
+    assert abs(len(sound) / 16000 - 2.0) < 0.1
+    assert np.abs(sound[: int(0.45 * 16000)]).max() < 0.02  # silent until source 1.5 s = output 0.5 s
+    assert np.abs(sound[int(0.6 * 16000): int(1.9 * 16000)]).max() > 0.2
+
+    mtime = path.stat().st_mtime_ns
+    assert videos.fetch("local") == path and path.stat().st_mtime_ns == mtime  # present: no download
+    assert videos.resolve("local").path == path
+
+    assert videos.fetch_main(["local", "nope"], force=False) == 2
+    out, err = capsys.readouterr()
+    assert f"local: {path}" in out and "unknown video 'nope'" in err
+
+
+def test_fetch_force_replaces_a_present_file(tmp_path, monkeypatch, data, clip):
+    registry(tmp_path, monkeypatch, f"videos:\n  whole: {{url: '{clip.as_uri()}'}}\n")
+    data.mkdir()
+    (data / "whole.mp4").write_bytes(b"old")
+    assert videos.fetch("whole", progress=False) == data / "whole.mp4"
+    assert (data / "whole.mp4").read_bytes() == b"old"
+    videos.fetch("whole", force=True, progress=False)  # no trim: the download itself, renamed
+    assert (data / "whole.mp4").read_bytes() == clip.read_bytes() and os.listdir(data) == ["whole.mp4"]
+
+
+def test_demo_needs_no_registry_file(tmp_path, monkeypatch, data, clip):
+    data.mkdir()
+    (data / "demo.mp4").write_bytes(clip.read_bytes())
+    monkeypatch.setattr(videos, "registry_path", lambda: tmp_path / "absent.yaml")
+    v = videos.resolve("demo")
+    assert v.path == data / "demo.mp4" and v.preset == "demo"
+    one_line_error(videos.resolve, "cello", match="video registry not found")
