@@ -31,13 +31,17 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+def _clip(tmp_path_factory, name: str, seconds: float):
+    from lmgan.data.demo import make_demo_video
+    path = tmp_path_factory.mktemp("clips") / name
+    make_demo_video(path, seconds=seconds)
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo_clip(tmp_path_factory):
     """A 4 s synthetic clip: 64 training + 16 held-out frames at 20 fps."""
-    from lmgan.data.demo import make_demo_video
-    path = tmp_path_factory.mktemp("clips") / "demo4s.mp4"
-    make_demo_video(path, seconds=4.0)
-    return path
+    return _clip(tmp_path_factory, "demo4s.mp4", 4.0)
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +79,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def sweep_clip(tmp_path_factory):
     """A 6 s synthetic clip: the tiny preset holds out 3 windows of 8 frames."""
-    from lmgan.data.demo import make_demo_video
-    path = tmp_path_factory.mktemp("clips") / "clip6s.mp4"
-    make_demo_video(path, seconds=6.0)
-    return path
+    return _clip(tmp_path_factory, "clip6s.mp4", 6.0)
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +109,98 @@ def ray_cluster(tmp_path_factory):
         yield {"address": address, "env": env, "metrics_ports": metrics}
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _postgres_bin() -> "Path | None":
+    import glob
+    from pathlib import Path
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _install_postgres() -> str:
+    """Debian's postgresql, installed by the test setup when it is missing; '' or why not."""
+    import shutil
+    import subprocess
+    if _postgres_bin():
+        return ""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "PostgreSQL is not installed and apt-get is not usable here (needs root)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        if r.returncode:
+            return f"`{' '.join(cmd)}` failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
+    return "" if _postgres_bin() else "apt-get installed postgresql but initdb was not found"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server():
+    """An `mlflow server` on loopback with a PostgreSQL backend store (a throwaway cluster run as
+    the postgres user) and artifact serving. Skips, saying why, only if PostgreSQL cannot be had."""
+    import pwd
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    why = _install_postgres()
+    if why:
+        pytest.skip(why)
+    pg = _postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="lmgan-pg-", dir="/tmp"))
+    root.chmod(0o755)
+    as_pg: list[str] = []
+    if os.geteuid() == 0:   # PostgreSQL refuses to run as root
+        user = pwd.getpwnam("postgres")
+        shutil.chown(root, user.pw_uid, user.pw_gid)
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    password = "sweep-test-" + os.urandom(6).hex()
+    pwfile = root / "pw"
+    pwfile.write_text(password)
+    if as_pg:
+        shutil.chown(pwfile, "postgres", "postgres")
+    port, http = free_port(), free_port()
+    subprocess.run([*as_pg, str(pg / "initdb"), "-D", str(root / "data"), "-U", "mlflow",
+                    "-A", "scram-sha-256", f"--pwfile={pwfile}"], check=True, capture_output=True, timeout=120)
+    server = subprocess.Popen([*as_pg, str(pg / "postgres"), "-D", str(root / "data"), "-p", str(port),
+                               "-k", str(root), "-c", "listen_addresses=127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PGPASSWORD": password}
+    mlflow = None
+    try:
+        for _ in range(60):
+            if subprocess.run([str(pg / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.5)
+        subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"],
+                       env=env, check=True, capture_output=True, timeout=60)
+        store = f"postgresql://mlflow:{password}@127.0.0.1:{port}/mlflow"
+        art = Path(tempfile.mkdtemp(prefix="lmgan-mlflow-art-"))
+        mlflow = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server",
+                                   "--backend-store-uri", store, "--serve-artifacts",
+                                   "--artifacts-destination", str(art), "--host", "127.0.0.1",
+                                   "--port", str(http), "--workers", "1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        uri = f"http://127.0.0.1:{http}"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(uri + "/health", timeout=2).read()
+                break
+            except OSError:
+                if mlflow.poll() is not None:
+                    raise RuntimeError("mlflow server exited during start-up")
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("mlflow server did not answer /health within 120 s")
+        yield {"uri": uri, "store": store, "artifacts": art}
+    finally:
+        if mlflow is not None:
+            mlflow.terminate()
+            mlflow.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)

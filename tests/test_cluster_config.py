@@ -4,7 +4,8 @@ Checked offline, without AWS: the file validates against the JSON schema shipped
 survives ray's own prepare_config/validate_config (what `ray up` does before it talks to AWS);
 then the properties that matter here: SSH from one CIDR is the only inbound rule from outside,
 the dashboard is bound to loopback, Ray runs with token auth, the workers have GPUs and know
-where MLflow is, the head runs MLflow on PostgreSQL, and no secret is written in the file.
+where MLflow is, the head runs MLflow on PostgreSQL with what pyproject.toml installs, and no
+secret is written in the file.
 """
 
 import copy
@@ -12,7 +13,6 @@ import ipaddress
 import json
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def cfg(text):
 
 
 def _commands(cfg, key):
-    return [c for c in cfg.get(key) or []]
+    return list(cfg.get(key) or [])
 
 
 def _worker_types(cfg):
@@ -80,16 +80,22 @@ def test_ray_prepares_and_validates_it(cfg):
 
 
 def test_images_match_installed_ray_and_python(cfg):
+    import tomllib
+
     import ray
-    py = f"py{sys.version_info.major}{sys.version_info.minor}"
+    from packaging.specifiers import SpecifierSet
+    requires = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
     docker = cfg["docker"]
     images = {"head": docker.get("head_image", docker.get("image")),
               "worker": docker.get("worker_image", docker.get("image"))}
     for role, image in images.items():
         repo, tag = image.split(":")
         assert repo in ("rayproject/ray", "rayproject/ray-ml"), image
-        # `ray up` needs the same Ray on the laptop and on the cluster.
-        assert tag.startswith(f"{ray.__version__}-{py}"), (role, image, ray.__version__, py)
+        # `ray up` needs the same Ray on the machine that runs it and on the cluster.
+        m = re.fullmatch(r"(\d+\.\d+\.\d+)-py(\d)(\d+)(-\w+)?", tag)
+        assert m, f"{image}: expected a <ray version>-py<XY>[-platform] tag"
+        assert m.group(1) == ray.__version__, (role, image, ray.__version__)
+        assert f"{m.group(2)}.{m.group(3)}" in requires, f"{image}: Python outside requires-python {requires}"
     assert re.search(r"-(gpu|cu\d+)$", images["worker"]), "worker image must be a CUDA image"
 
 
@@ -195,11 +201,47 @@ def test_head_runs_mlflow_on_postgresql(cfg):
     assert "install" in head_setup and "postgresql" in head_setup
     assert "service postgresql start" in " ".join(_commands(cfg, "head_start_ray_commands"))
     args = _mlflow_server_args(cfg)
-    assert _option(args, "--backend-store-uri").startswith("postgresql://")
+    assert re.match(r"postgresql(\+\w+)?://", _option(args, "--backend-store-uri"))
     assert "--serve-artifacts" in args
     assert _option(args, "--artifacts-destination")
     assert _option(args, "--app-name") == "basic-auth"
     assert _option(args, "--port") == "5000"
+
+
+def test_pyproject_has_what_the_head_runs(cfg):
+    """`mlflow server --app-name basic-auth` needs mlflow's [auth] extra (Flask-WTF) and a
+    postgresql:// store needs psycopg2; the nodes get both only through pyproject.toml, from
+    its dependencies or the extras the setup command installs."""
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip = next(c for c in _commands(cfg, "setup_commands") if c.startswith("pip install"))
+    m = re.search(r"-e \S+?(?:\[([^\]]*)\])?['\"]?(?:\s|$)", pip)
+    extras = [x.strip() for x in (m.group(1) or "").split(",") if x.strip()]
+    optional = project.get("optional-dependencies", {})
+    installed = list(project.get("dependencies", [])) + [d for x in extras for d in optional.get(x, [])]
+
+    def find(reqs, name):
+        for req in reqs:
+            r = re.match(r"\s*([A-Za-z0-9_.-]+)\s*(?:\[([^\]]*)\])?", req)
+            if r.group(1).lower().replace("_", "-") == name:
+                return {e.strip() for e in (r.group(2) or "").split(",") if e.strip()}
+        return None
+
+    if find(installed, "mlflow") is None:
+        elsewhere = [x for x, reqs in optional.items() if find(reqs, "mlflow") is not None]
+        assert not elsewhere, f"mlflow is in the extra(s) {elsewhere}: install them in setup_commands"
+        pytest.skip("pyproject.toml does not declare mlflow yet")
+    assert "auth" in find(installed, "mlflow"), "the basic-auth app needs mlflow[auth]"
+    # The store URIs name their SQLAlchemy driver; that driver must be installed.
+    drivers = {"psycopg": ("psycopg",), "psycopg2": ("psycopg2", "psycopg2-binary")}
+    uris = [_option(_mlflow_server_args(cfg), "--backend-store-uri")]
+    uris += re.findall(r"database_uri = (\S+)", " ".join(_commands(cfg, "head_setup_commands")))
+    for uri in uris:
+        scheme = uri.split("://")[0]
+        assert "+" in scheme, f"{uri}: name the driver (postgresql+psycopg://); SQLAlchemy's default changed in 2.1"
+        driver = scheme.split("+")[1]
+        assert any(find(installed, pkg) is not None for pkg in drivers[driver]), \
+            f"{uri}: pyproject.toml does not install {driver}"
 
 
 def test_workers_know_the_tracking_uri(cfg):

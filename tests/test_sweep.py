@@ -53,8 +53,9 @@ def check_sweep(uri, experiment, name, n_trials):
 
 
 def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
+    optuna_db = f"sqlite:///{tmp_path / 'optuna.db'}"
     r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 3, "--max-iters", 10,
-              "--grace-iters", 5, "--eval-every", 5, "--name", "two-node")
+              "--grace-iters", 5, "--eval-every", 5, "--name", "two-node", "--optuna-storage", optuna_db)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "best:" in r.stdout and "mlflow ui --backend-store-uri sqlite:///" in r.stdout
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -68,6 +69,10 @@ def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     assert checkpoint.load(ckpt)["iteration"] in (5, 10)
     state = json.loads((tmp_path / "sweeps" / "two-node" / "lmgan-sweep.json").read_text())
     assert state["parent_run_id"] == parent.info.run_id
+    # The Optuna study is in its own database too, for optuna-dashboard.
+    import optuna
+    study = optuna.load_study(study_name="two-node", storage=optuna_db)
+    assert len(study.trials) == 3 and set(study.trials[0].params) == {"lr_g", "lr_d", "rnn_layers", "vp_kernel"}
 
 
 def test_trials_export_their_figures_to_prometheus(ray_cluster, sweep_clip, tmp_path):
@@ -154,3 +159,48 @@ def test_bad_input_is_one_line_exit_2(ray_cluster, sweep_clip, tmp_path, args, m
     lines = r.stderr.strip().splitlines()
     assert len(lines) >= 1 and lines[-1].startswith("search: error: ") and message in lines[-1], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_sweep_logs_to_an_mlflow_server_on_postgresql(ray_cluster, mlflow_server, sweep_clip, tmp_path):
+    uri = mlflow_server["uri"]
+    r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 3, "--max-iters", 10,
+              "--grace-iters", 5, "--eval-every", 5, "--name", "on-postgres", "--tracking-uri", uri)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"open {uri}" in r.stdout
+    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "on-postgres", 3)
+    # Artifacts went through the server into its artifact store, not beside the runs folder.
+    assert list(Path(mlflow_server["artifacts"]).rglob("*.mp4"))
+    assert not (tmp_path / "mlartifacts").exists()
+
+
+def test_unreachable_tracking_server_fails_before_any_trial(ray_cluster, sweep_clip, tmp_path):
+    from conftest import free_port
+    r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 1,
+              "--tracking-uri", f"http://127.0.0.1:{free_port()}", timeout=120)
+    assert r.returncode == 2
+    assert "is unreachable" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "sweeps").exists()
+
+
+def _args(**kw):
+    import argparse
+    return argparse.Namespace(**{"gpus_per_trial": None, "cpus_per_trial": None, **kw})
+
+
+def test_resources_count_the_nodes_an_autoscaler_can_start(monkeypatch):
+    """Right after `ray up` only the CPU-less head is alive; the GPU worker types of
+    cluster.yaml still count, so the sweep asks for GPUs and the autoscaler starts them."""
+    from lmgan.errors import LmganError
+    from lmgan.sweep.search import _resources
+    head = [{"Alive": True, "Resources": {"CPU": 0.0}}]
+    monkeypatch.setenv("LMGAN_AUTOSCALER_CONFIG", str(REPO / "cluster.yaml"))
+    cpus, gpus, fit = _resources(_args(), head)
+    assert (cpus, gpus) == (2.0, 1.0) and fit == 12       # 8 A10G + 4 L40S workers, one trial each
+    assert _resources(_args(gpus_per_trial=0.5), head)[2] == 24
+    with pytest.raises(LmganError, match="more GPUs than any node has"):
+        _resources(_args(gpus_per_trial=2), head)
+    monkeypatch.setenv("LMGAN_AUTOSCALER_CONFIG", str(REPO / "no-such-file.yaml"))
+    with pytest.raises(LmganError, match="no node has a GPU"):
+        _resources(_args(gpus_per_trial=1), head + [{"Alive": True, "Resources": {"CPU": 8.0}}])
+    assert _resources(_args(), [{"Alive": True, "Resources": {"CPU": 8.0}},
+                                {"Alive": True, "Resources": {"CPU": 4.0}}]) == (4.0, 0.0, 3)

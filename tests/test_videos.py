@@ -16,7 +16,7 @@ from lmgan.errors import LmganError
 from lmgan.sweep import videos
 
 FIVE = ["cello", "demo", "drums", "quintet", "talking-head"]
-DEMO_SWEEP = {"objective": "ssim", "trials": 4, "max_iters": 240, "grace_iters": 60, "eval_every": 60}
+DEMO_SWEEP = {"objective": "ssim", "trials": 4, "max_iters": 180, "grace_iters": 60, "eval_every": 60}
 
 
 @pytest.fixture(autouse=True)

@@ -137,28 +137,48 @@ def _preflight(plan: dict) -> None:
     ev.check(len(data.heldout_starts(cfg.seq_len, cfg.eval_windows)), cfg.seq_len)
 
 
+def _autoscaler_types() -> list[tuple[dict, int]]:
+    """(resources, max_workers) of the node types an autoscaling cluster may still start, from
+    the bootstrap config Ray writes on the head: right after `ray up` only the head is alive,
+    and trials asking for GPUs are what makes the autoscaler start GPU workers."""
+    import yaml
+    path = Path(os.environ.get("LMGAN_AUTOSCALER_CONFIG", "~/ray_bootstrap_config.yaml")).expanduser()
+    if not path.is_file():
+        return []
+    try:
+        types = (yaml.safe_load(path.read_text()) or {}).get("available_node_types") or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return [(t["resources"], int(t.get("max_workers") or 0)) for t in types.values()
+            if isinstance(t, dict) and t.get("resources") and int(t.get("max_workers") or 0) > 0]
+
+
 def _resources(args, nodes: list[dict]) -> tuple[float, float, int]:
-    """(cpus, gpus) per trial, checked against the nodes present, and how many fit at once."""
-    alive = [n["Resources"] for n in nodes if n.get("Alive")]
-    node_gpus = [r.get("GPU", 0.0) for r in alive]
-    node_cpus = [r.get("CPU", 0.0) for r in alive if r.get("CPU", 0.0) > 0]
-    most_gpus = max(node_gpus, default=0.0)
+    """(cpus, gpus) per trial, checked against the nodes present or startable, and how many
+    trials fit at once (Tune still places each by the resources it finds)."""
+    pool = [(n["Resources"], 1) for n in nodes if n.get("Alive")] + _autoscaler_types()
+    most_gpus = max((r.get("GPU", 0.0) for r, _ in pool), default=0.0)
+    most_cpus = max((r.get("CPU", 0.0) for r, _ in pool), default=0.0)
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (1.0 if most_gpus else 0.0)
     if gpus < 0 or (gpus > 1 and not float(gpus).is_integer()):
         raise LmganError(f"--gpus-per-trial {gpus:g}: must be a fraction in (0, 1] or a whole number")
     if gpus > most_gpus:
         have = f"the largest node has {most_gpus:g}" if most_gpus else "no node has a GPU"
         raise LmganError(f"--gpus-per-trial {gpus:g}: more GPUs than any node has ({have})")
-    cpus = args.cpus_per_trial if args.cpus_per_trial is not None else (
-        2.0 if gpus else min(node_cpus, default=1.0))
-    if cpus <= 0 or cpus > max(node_cpus, default=0.0):
+    if args.cpus_per_trial is not None:
+        cpus = args.cpus_per_trial
+    elif gpus:
+        cpus = min(2.0, min(r.get("CPU", 0.0) for r, _ in pool if r.get("GPU", 0.0) >= gpus))
+    else:
+        cpus = min((r["CPU"] for r, _ in pool if r.get("CPU", 0.0) > 0), default=1.0)
+    if cpus <= 0 or cpus > most_cpus:
         raise LmganError(f"--cpus-per-trial {cpus:g}: must be positive and at most the largest "
-                         f"node's {max(node_cpus, default=0):g} CPUs")
+                         f"node's {most_cpus:g} CPUs")
     fit = 0
-    for r in alive:
+    for r, count in pool:
         by_cpu = math.floor(r.get("CPU", 0.0) / cpus + 1e-9)
         by_gpu = math.floor(r.get("GPU", 0.0) / gpus + 1e-9) if gpus else by_cpu
-        fit += min(by_cpu, by_gpu)
+        fit += count * min(by_cpu, by_gpu)
     return cpus, gpus, max(fit, 1)
 
 
@@ -276,6 +296,7 @@ def _sweep(args, state, plan, uri, storage, cpus, gpus, fit) -> int:
           f"MLflow {uri} run {parent}", file=sys.stderr)
 
     objective, mode = plan["objective"], plan["mode"]
+    from lmgan.sweep.summary import finish_sweep
     run_config = tune.RunConfig(
         name=name, storage_path=storage, verbose=args.verbose,
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
@@ -299,10 +320,12 @@ def _sweep(args, state, plan, uri, storage, cpus, gpus, fit) -> int:
                            tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler,
                                                        num_samples=plan["trials"],
                                                        max_concurrent_trials=fit,
+                                                       # a finished trial's process takes the next
+                                                       # one: no new process, no torch import
+                                                       reuse_actors=True,
                                                        trial_dirname_creator=lambda t: t.trial_id))
     t0 = time.perf_counter()
     results = tuner.fit()
-    from lmgan.sweep.summary import finish_sweep
     return finish_sweep(results, state, plan, uri, time.perf_counter() - t0)
 
 

@@ -77,7 +77,7 @@ def parse_space(raw: dict, source: str, base: Config) -> dict[str, Param]:
             raise LmganError(f"{where}: expected one of {{{': ..., '.join(KINDS)}: ...}}")
         kind, values = next(iter(spec.items()))
         space[key] = param = _param(key, kind, values, where)
-        for v in (param.values if kind == "choice" else param.values):
+        for v in param.values:   # bounds and choices must each give a valid config
             validate(apply_overrides(base, {key: v}, where))
     return space
 

@@ -40,15 +40,24 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
     objective, mode = plan["objective"], plan["mode"]
     c = tracking.client(uri)
     exp, parent = state["experiment_id"], state["parent_run_id"]
+    # fit() also returns when the driver is interrupted (Ctrl-C): then some trials neither
+    # ended nor errored, and a trial short of max_iters may be stopped or merely paused.
+    interrupted = (len(results) < plan["trials"]
+                   or results.num_terminated + results.num_errors < len(results))
     rows = []
     for r in results:
         trial = Path(r.path).name
         m = r.metrics or {}
         reached = int(m.get("iter", 0))
-        status = "errored" if r.error else "finished" if reached >= plan["max_iters"] else "stopped"
+        if r.error:
+            status = "errored"
+        elif reached >= plan["max_iters"]:
+            status = "finished"
+        else:
+            status = "interrupted" if interrupted else "stopped"
         value, best_iter, ckpt = _best(r, objective, mode)
         run = tracking.find_run(uri, exp, **{tracking.PARENT: parent, tracking.TRIAL_ID: trial})
-        if run is not None:
+        if run is not None and status != "interrupted":
             _settle(c, run, status, r.error, objective, value, best_iter, ckpt)
         rows.append({"trial": trial, "status": status, "iter": reached, objective: value,
                      "best_iter": best_iter, **{k: r.config.get(k) for k in plan["space"]},
@@ -66,12 +75,12 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
             c.set_tag(parent, "lmgan.best_run_id", best["run_id"])
             c.log_metric(parent, f"best_{objective}", best[objective])
         c.log_metric(parent, "wall_s", wall_s)
-        c.set_terminated(parent, "FINISHED")
+        c.set_terminated(parent, "KILLED" if interrupted else "FINISHED")
     except Exception as e:
         print(f"search: could not write the sweep summary to MLflow ({e})", file=sys.stderr)
 
     print(table)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "errored")}
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "errored", "interrupted")}
     print(f"\nsweep {state['name']}: {len(rows)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}) "
           f"in {wall_s / 60:.1f} min")
     if best:
@@ -79,6 +88,10 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
     print(f"compare the trials: {_ui_hint(uri)}")
     print(f"report: lmgan report --experiment {plan['video']} --sweep {state['name']}"
           + ("" if uri == tracking.default_uri(Path("runs")) else f" --tracking-uri {uri}"))
+    if interrupted:
+        print(f"sweep {state['name']} was interrupted; continue it with: python sweeps/search.py "
+              f"--resume --name {state['name']}", file=sys.stderr)
+        return 130
     return 0 if counts["finished"] + counts["stopped"] else 1
 
 
@@ -95,7 +108,8 @@ def _settle(c, run, status, error, objective, value, best_iter, ckpt) -> None:
                 shutil.copy2(Path(d) / CKPT_FILE, Path(tmp) / "best.pt")
                 c.log_artifact(rid, str(Path(tmp) / "best.pt"), "checkpoints")
             c.set_tag(rid, "lmgan.best_ckpt_iter", str(best_iter))
-        c.set_terminated(rid, "FAILED" if status == "errored" else "FINISHED")
+        if run.info.status not in ("FINISHED", "FAILED", "KILLED"):  # keep the trial's own end time
+            c.set_terminated(rid, "FAILED" if status == "errored" else "FINISHED")
     except Exception as e:
         print(f"search: could not settle MLflow run {rid} ({e})", file=sys.stderr)
 

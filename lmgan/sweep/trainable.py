@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,12 +66,32 @@ class TuneEvents:
     """The Trainer callback: log → gauges + MLflow metrics; evaluated → MLflow + gauges;
     sampled → MLflow artifacts; checkpointed → tune.report(metrics, checkpoint)."""
 
-    def __init__(self, spec: TrialSpec, tracker, gauges, run_dir: Path):
+    def __init__(self, spec: TrialSpec, tracker, gauges, run_dir: Path, setup_s: float = 0.0):
         self.spec, self.tracker, self.gauges, self.run_dir = spec, tracker, gauges, run_dir
         self.last_eval: dict = {}
         self.it_per_s = 0.0
+        # Where a trial's time goes (lmgan.sweep.bench prints it): the adapter's own cost is
+        # measured here, the rest of Trainer.run is lmgan's training and evaluation.
+        self.times = {"setup": setup_s, "mlflow": 0.0, "tune": 0.0, "telemetry": 0.0}
+        self.t_run = time.perf_counter()
 
     def __call__(self, event: str, info: dict) -> None:
+        t0 = time.perf_counter()
+        if event == "checkpointed":
+            self.tracker.artifact(self.run_dir / "losses.png")
+            own = sum(v for k, v in self.times.items() if k != "setup")
+            self.tracker.metrics({f"time_{k}_s": v for k, v in self.times.items()}
+                                 | {"time_train_s": t0 - self.t_run - own}, info["iter"])
+            self.tracker.flush()
+            t1 = time.perf_counter()
+            self.times["mlflow"] += t1 - t0
+            self.report(info["iter"], Path(info["path"]))
+            self.times["tune"] += time.perf_counter() - t1
+            return
+        self._handle(event, info)
+        self.times["telemetry"] += time.perf_counter() - t0
+
+    def _handle(self, event: str, info: dict) -> None:
         if event == "log":
             self.it_per_s = info["it_per_s"]
             self.gauges.on_log(info, LOSSES)
@@ -82,10 +103,6 @@ class TuneEvents:
         elif event == "sampled":
             self.tracker.artifact(info["video"], "samples")
             self.tracker.artifact(info["grid"], "samples")
-        elif event == "checkpointed":
-            self.tracker.artifact(self.run_dir / "losses.png")
-            self.tracker.flush()
-            self.report(info["iter"], Path(info["path"]))
 
     def report(self, iteration: int, ckpt: Path) -> None:
         from ray import tune
@@ -106,6 +123,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     from lmgan.sweep.telemetry import TrialGauges
     from lmgan.sweep.tracking import TrialRun
 
+    t_start = time.perf_counter()
     torch.set_num_threads(max(1, spec.threads))
     logging.getLogger("ray.train").setLevel(logging.WARNING)   # one line per checkpoint otherwise
     ctx = tune.get_context()
@@ -121,13 +139,15 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     tracker.artifact(run_dir / "config.yaml")
     import ray
     tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
-    events = TuneEvents(spec, tracker, TrialGauges(spec.sweep, trial_id), run_dir)
-    trainer = Trainer(cfg, data, run_dir, callbacks=[events])
+    gauges = TrialGauges(spec.sweep, trial_id)
+    trainer = Trainer(cfg, data, run_dir)
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as d:
             trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
-        events.last_eval = _last_eval(trainer.history)
+    events = TuneEvents(spec, tracker, gauges, run_dir, setup_s=time.perf_counter() - t_start)
+    events.last_eval = _last_eval(trainer.history)
+    trainer.callbacks.append(events)
     try:
         trainer.run(progress=False)
     except SystemExit:       # Tune stopped the trial (ASHA): not an error
