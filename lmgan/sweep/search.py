@@ -244,7 +244,12 @@ def run(args) -> int:
     except ConnectionError as e:
         raise LmganError(f"--address {address}: cannot connect to Ray ({str(e).splitlines()[0]})") from None
     try:
+        if args.resume:   # the trials keep the resources they were planned with
+            for key in ("cpus_per_trial", "gpus_per_trial"):
+                if getattr(args, key) is None:
+                    setattr(args, key, state.get("resources", {}).get(key))
         cpus, gpus, fit = _resources(args, ray.nodes())
+        state["resources"] = {"cpus_per_trial": cpus, "gpus_per_trial": gpus}
         return _sweep(args, state, plan, uri, storage, cpus, gpus, fit)
     finally:
         ray.shutdown()
