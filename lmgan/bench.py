@@ -139,6 +139,36 @@ def measure_metrics(device: str, frames: int = 64, size: int = 128, seq_len: int
     return rows
 
 
+def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str, seconds: float) -> dict:
+    """DirConvGRU forward + backward: the layer as it runs in G against its naive formulation
+    (lmgan.nets.prediction_naive), at G's full-resolution shape for `size`."""
+    from lmgan.nets.prediction import VideoPrediction
+    from lmgan.nets.prediction_naive import naive_forward
+    from lmgan.training.loop import pick_device
+
+    dev = pick_device(device)
+    torch.manual_seed(0)
+    vp = VideoPrediction(channels, kernel).to(dev)
+    x = torch.randn(1, seq_len, channels, size, size, device=dev, requires_grad=True)
+    state = vp.initial_state(1, size, dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    out = {}
+    for name, fn in (("fast", vp), ("naive", lambda a, b: naive_forward(vp, a, b))):
+        def once():
+            y, h = fn(x, state)
+            (y.square().mean() + h.square().mean()).backward()
+        once()
+        sync()
+        t0, n = time.perf_counter(), 0
+        while n < 2 or time.perf_counter() - t0 < seconds:
+            once()
+            sync()
+            n += 1
+        out[name] = (time.perf_counter() - t0) / n
+    return {"size": size, "channels": channels, "seq_len": seq_len, "kernel": kernel,
+            "fast_s": out["fast"], "naive_s": out["naive"], "speedup": out["naive"] / out["fast"]}
+
+
 def device_name(device: str) -> str:
     if device in ("auto", "cuda") and torch.cuda.is_available() or device.startswith("cuda:"):
         return torch.cuda.get_device_name()
@@ -155,6 +185,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--skip-train", action="store_true", help="only time the metrics")
     p.add_argument("--skip-metrics", action="store_true", help="only time the training step")
+    p.add_argument("--skip-vp", action="store_true", help="do not time the DirConvGRU against its naive form")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     a = p.parse_args(argv)
     if a.one:
@@ -177,9 +208,13 @@ def main(argv=None) -> int:
     if not (a.skip_metrics or a.json):
         print("timing the metrics ...", file=sys.stderr, flush=True)
     metric_rows = [] if a.skip_metrics else measure_metrics(a.device)
+    if not (a.skip_vp or a.json):
+        print("timing the DirConvGRU layer against its naive formulation ...", file=sys.stderr, flush=True)
+    vp_rows = [] if a.skip_vp else [measure_vp(s, 16, a.seq_len, 3, a.device, min(a.seconds, 10.0))
+                                    for s in a.sizes if s <= 128]
     result = {"device": device_name(a.device), "torch": torch.__version__,
               "model": "full (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, perceptual)", "results": rows,
-              "metrics": metric_rows}
+              "metrics": metric_rows, "dirconvgru": vp_rows}
     if a.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -193,6 +228,11 @@ def main(argv=None) -> int:
                 print(f"  {r['metric']:<10} {r['error']}")
             else:
                 print(f"  {r['metric']:<10} {r['seconds']:8.3f} s   {r['weights']}")
+    if vp_rows:
+        print("\nDirConvGRU forward + backward (K=3, B=1), the layer against its naive formulation")
+        for r in vp_rows:
+            print(f"  {r['size']:>4}² C={r['channels']} T={r['seq_len']}:  fast {r['fast_s'] * 1000:8.1f} ms   "
+                  f"naive {r['naive_s'] * 1000:8.1f} ms   {r['speedup']:.1f}× faster")
     return 0
 
 
