@@ -61,3 +61,20 @@ def test_resume_matches_uninterrupted(tmp_path, demo_clip):
         for k in ra:
             if k.startswith("loss_"):
                 assert ra[k] == pytest.approx(rb[k], rel=1e-4, abs=1e-5), (ra["iter"], k)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tiny_run, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    folder = checkpoint.ckpt_dir(run)
+    assert [p.name for p in checkpoint.all_checkpoints(folder)] == ["ckpt_0000010.pt", "ckpt_0000020.pt"]
+    latest = folder / "ckpt_0000020.pt"
+    latest.write_bytes(latest.read_bytes()[:4096])        # a write cut short
+    ck, path = checkpoint.load_latest(run)
+    assert ck["iteration"] == 10 and path.name == "ckpt_0000010.pt"
+    assert train_cli("--resume", run, "--set", "iters=25") == 0
+    assert "skipping" in capsys.readouterr().err
+    assert checkpoint.load(run)["iteration"] == 25
+    for p in checkpoint.all_checkpoints(folder):
+        checkpoint.load(p)                                   # the cut file was rewritten whole

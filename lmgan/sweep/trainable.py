@@ -139,6 +139,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     tracker.artifact(run_dir / "config.yaml")
     import ray
     tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
+    tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
     gauges = TrialGauges(spec.sweep, trial_id)
     trainer = Trainer(cfg, data, run_dir)
     restored = tune.get_checkpoint()

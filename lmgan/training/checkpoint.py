@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -43,10 +44,7 @@ def load(path: str | Path) -> dict:
     """Read and check a checkpoint; LmganError if it is missing or not an lmgan checkpoint."""
     path = Path(path)
     if path.is_dir():
-        found = latest(path) or latest(ckpt_dir(path))
-        if found is None:
-            raise LmganError(f"{path}: no checkpoint in this folder")
-        path = found
+        return load_latest(path)[0]
     if not path.is_file():
         raise LmganError(f"{path}: no such checkpoint file")
     try:
@@ -58,6 +56,24 @@ def load(path: str | Path) -> dict:
     if ckpt.get("version") != VERSION:
         raise LmganError(f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
     return ckpt
+
+
+def load_latest(folder: Path) -> tuple[dict, Path]:
+    """The newest readable checkpoint of a run folder (or its checkpoints/ folder) and its path.
+
+    A truncated or corrupt newest file (a disk that filled up, a copy cut short) is skipped with
+    a warning and the one before it is used: that is what keeping the last N is for.
+    """
+    folder = Path(folder)
+    found = all_checkpoints(folder) or all_checkpoints(ckpt_dir(folder))
+    if not found:
+        raise LmganError(f"{folder}: no checkpoint in this folder")
+    for path in reversed(found):
+        try:
+            return load(path), path
+        except LmganError as e:
+            print(f"lmgan: warning: skipping {e}", file=sys.stderr)
+    raise LmganError(f"{folder}: none of its {len(found)} checkpoints is readable")
 
 
 def all_checkpoints(folder: Path) -> list[Path]:

@@ -299,10 +299,9 @@ def new_run(video: str | Path, cfg: Config, run_dir: Path, callbacks=(), progres
 def resume_run(run_dir: Path, overrides: dict | None = None, callbacks=(), progress=True) -> Trainer:
     """Continue from the latest checkpoint; only RESUMABLE_KEYS may change."""
     run_dir = Path(run_dir)
-    latest = checkpoint.latest(checkpoint.ckpt_dir(run_dir))
-    if not run_dir.is_dir() or latest is None:
+    if not run_dir.is_dir() or checkpoint.latest(checkpoint.ckpt_dir(run_dir)) is None:
         raise LmganError(f"{run_dir}: no run to resume (no checkpoints/ckpt_*.pt)")
-    ck = checkpoint.load(latest)
+    ck, latest = checkpoint.load_latest(checkpoint.ckpt_dir(run_dir))
     cfg = apply_overrides(Config(), ck["config"], str(latest))
     fixed = sorted(k for k in (overrides or {}) if k not in RESUMABLE_KEYS)
     if fixed:
