@@ -60,3 +60,80 @@ def test_diverging_trial_errors_with_its_reason_and_the_sweep_goes_on(ray_cluste
     for t in by_status["finished"]:
         assert float(t.data.params["lr_d"]) < 1 and float(t.data.params["lr_g"]) < 1
     assert "errored" in r.stdout
+
+
+def test_fifty_tiny_trials_lose_no_result(ray_cluster, sweep_clip, tmp_path):
+    """Load: 50 trials of a few iterations on the two nodes; every one is a finished MLflow run
+    with its metrics, and the sweep's summary lists them all."""
+    t0 = time.time()
+    r = subprocess.run([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY,
+                        "--video", str(sweep_clip), "--trials", "50", "--max-iters", "4",
+                        "--grace-iters", "4", "--eval-every", "2", "--name", "load"],
+                       env=ray_cluster["env"], capture_output=True, text=True, timeout=900)
+    wall = time.time() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c, parents, trials = runs_of(uri, "lmgan-clip6s")
+    assert len(trials) == 50 and len({t.data.tags["lmgan.trial_id"] for t in trials}) == 50
+    for t in trials:
+        assert t.data.tags["lmgan.status"] == "finished", t.data.tags
+        assert [m.step for m in c.get_metric_history(t.info.run_id, "ssim")] == [2, 4]
+    summary = c.download_artifacts(parents[0].info.run_id, "summary.csv", str(tmp_path))
+    assert len(open(summary).read().strip().splitlines()) == 51
+    overhead = sum(t.data.metrics["time_setup_s"] + t.data.metrics["time_mlflow_s"]
+                   + t.data.metrics["time_tune_s"] for t in trials) / 50
+    train = sum(t.data.metrics["time_train_s"] for t in trials) / 50
+    print(f"\n50 trials in {wall:.0f} s; per trial: {train:.2f} s training, {overhead:.2f} s platform")
+
+
+def _mlflow_server(port, store, artifacts):
+    import sys
+    import urllib.request
+    from pathlib import Path
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", store,
+                             "--serve-artifacts", "--artifacts-destination", str(artifacts),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+            return proc
+        except OSError:
+            assert proc.poll() is None, "mlflow server exited"
+            time.sleep(0.5)
+    raise AssertionError("mlflow server did not start")
+
+
+def test_tracking_server_down_mid_sweep_loses_nothing(ray_cluster, sweep_clip, tmp_path):
+    from conftest import free_port
+    port = free_port()
+    store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
+    server = _mlflow_server(port, store, artifacts)
+    uri = f"http://127.0.0.1:{port}"
+    driver = subprocess.Popen([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY,
+                               "--video", str(sweep_clip), "--trials", "1", "--max-iters", "40",
+                               "--grace-iters", "40", "--eval-every", "5", "--name", "outage",
+                               "--tracking-uri", uri],
+                              env=ray_cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            time.sleep(0.5)
+            try:
+                _, _, trials = runs_of(store, "lmgan-clip6s")
+            except Exception:
+                continue
+            if trials and "ssim" in trials[0].data.metrics:
+                break
+        os.killpg(server.pid, signal.SIGKILL)          # the tracking server goes away mid-trial
+        server.wait()
+        time.sleep(8)                                   # training goes on meanwhile
+        server = _mlflow_server(port, store, artifacts)  # and it comes back
+        out, _ = driver.communicate(timeout=600)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+    assert driver.returncode == 0, out[-3000:]
+    c, _, trials = runs_of(store, "lmgan-clip6s")
+    assert len(trials) == 1 and trials[0].data.tags["lmgan.status"] == "finished"
+    steps = [m.step for m in c.get_metric_history(trials[0].info.run_id, "ssim")]
+    assert steps == list(range(5, 41, 5)), steps        # nothing lost, nothing twice

@@ -127,6 +127,10 @@ def _param_str(v) -> str:
     return s[:6000]
 
 
+def final_wait_s() -> float:
+    return float(os.environ.get("LMGAN_MLFLOW_WAIT_S", 600))
+
+
 class TrialRun:
     """A trial's nested run, created on first start and continued after a restart.
 
@@ -169,8 +173,15 @@ class TrialRun:
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         self.pending_files.append((str(path), folder))
 
-    def flush(self) -> bool:
-        """Send what is pending; on failure keep it and say so once per failure."""
+    def flush(self, wait_s: float = 0.0) -> bool:
+        """Send what is pending; on failure keep it, say so, and try again for up to `wait_s`."""
+        deadline, pause = time.monotonic() + wait_s, 1.0
+        while not self._send() and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(2 * pause, 30.0)
+        return not (self.pending or self.pending_files)
+
+    def _send(self) -> bool:
         try:
             for i in range(0, len(self.pending), 500):
                 self.c.log_batch(self.run_id, metrics=self.pending[i:i + 500], synchronous=True)
@@ -195,9 +206,11 @@ class TrialRun:
             pass
         self.finish("errored")
 
-    def finish(self, status: str) -> None:
-        """status: finished | stopped | errored (the MLflow run status follows)."""
-        self.flush()
+    def finish(self, status: str, wait_s: float | None = None) -> None:
+        """status: finished | stopped | errored (the MLflow run status follows). What is still
+        queued is retried for up to `wait_s` seconds ($LMGAN_MLFLOW_WAIT_S, default 600): the
+        trial's last results are worth waiting for a tracking server's restart."""
+        self.flush(final_wait_s() if wait_s is None else wait_s)
         try:
             self.c.set_tag(self.run_id, "lmgan.status", status)
             self.c.set_terminated(self.run_id, "FAILED" if status == "errored" else "FINISHED")

@@ -23,6 +23,7 @@ from lmgan import atomic
 from lmgan.config import Config, apply_overrides, validate
 from lmgan.training import checkpoint
 from lmgan.training.loop import LOSSES, Trainer
+from lmgan.sweep.tracking import final_wait_s
 from lmgan.weights import cache_dir
 
 CKPT_FILE = "ckpt.pt"
@@ -66,8 +67,10 @@ class TuneEvents:
     """The Trainer callback: log → gauges + MLflow metrics; evaluated → MLflow + gauges;
     sampled → MLflow artifacts; checkpointed → tune.report(metrics, checkpoint)."""
 
-    def __init__(self, spec: TrialSpec, tracker, gauges, run_dir: Path, setup_s: float = 0.0):
+    def __init__(self, spec: TrialSpec, tracker, gauges, run_dir: Path, final_iter: int,
+                 setup_s: float = 0.0):
         self.spec, self.tracker, self.gauges, self.run_dir = spec, tracker, gauges, run_dir
+        self.final_iter = final_iter
         self.last_eval: dict = {}
         self.it_per_s = 0.0
         # Where a trial's time goes (lmgan.sweep.bench prints it): the adapter's own cost is
@@ -82,7 +85,10 @@ class TuneEvents:
             own = sum(v for k, v in self.times.items() if k != "setup")
             self.tracker.metrics({f"time_{k}_s": v for k, v in self.times.items()}
                                  | {"time_train_s": t0 - self.t_run - own}, info["iter"])
-            self.tracker.flush()
+            # The last report ends the trial (Tune stops its process right after): what could
+            # not be sent yet is worth waiting for. Before, training goes on and retries later.
+            last = info["iter"] >= self.final_iter
+            self.tracker.flush(final_wait_s() if last else 0.0)
             t1 = time.perf_counter()
             self.times["mlflow"] += t1 - t0
             self.report(info["iter"], Path(info["path"]))
@@ -134,6 +140,10 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / "config.yaml", _yaml({"video": spec.video, **cfg.to_dict()}))
 
+    # A tracking server that is down must not stall training in MLflow's own retry loop (minutes
+    # of back-off): calls fail fast, TrialRun keeps what failed and sends it at the next report.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     tracker = TrialRun(spec.tracking_uri, spec.experiment_id, spec.parent_run_id, spec.sweep,
                        trial_id, cfg.to_dict(), spec.searched)
     tracker.artifact(run_dir / "config.yaml")
@@ -146,7 +156,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     if restored is not None:
         with restored.as_directory() as d:
             trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
-    events = TuneEvents(spec, tracker, gauges, run_dir, setup_s=time.perf_counter() - t_start)
+    events = TuneEvents(spec, tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
     events.last_eval = _last_eval(trainer.history)
     trainer.callbacks.append(events)
     try:
