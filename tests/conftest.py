@@ -111,7 +111,7 @@ def ray_cluster(tmp_path_factory):
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def _postgres_bin() -> "Path | None":
+def _postgres_bin():
     import glob
     from pathlib import Path
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lmgan.config import Config, build_config, parse_sets, presets
+from lmgan.config import build_config, parse_sets, presets
 from lmgan.errors import LmganError
 
 

@@ -16,7 +16,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from lmgan import atomic
