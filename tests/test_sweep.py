@@ -94,35 +94,38 @@ def test_trials_export_their_figures_to_prometheus(ray_cluster, sweep_clip, tmp_
     assert 'sweep="telemetry"' in seen
 
 
-def test_resume_after_the_driver_is_killed(ray_cluster, sweep_clip, tmp_path):
-    args = ["--video", sweep_clip, "--trials", 3, "--max-iters", 20, "--grace-iters", 20,
-            "--eval-every", 5, "--name", "killed"]
-    cmd = [*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY, *map(str, args)]
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    driver = subprocess.Popen(cmd, env=ray_cluster["env"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+def _kill_when_finished(cmd, env, uri, n):
+    """Run the driver and SIGKILL it (and its process group) once n trials have finished."""
+    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline:   # kill it once one trial has finished
-            time.sleep(1)
-            if (tmp_path / "mlflow.db").is_file() and _finished(uri) >= 1:
-                break
+        while time.time() < deadline and _finished(uri) < n:
+            time.sleep(0.5)
         assert driver.poll() is None, "the sweep ended before it could be killed"
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
+
+
+def test_resume_after_the_driver_is_killed_twice(ray_cluster, sweep_clip, tmp_path):
+    args = ["--video", sweep_clip, "--trials", 4, "--max-iters", 30, "--grace-iters", 30,
+            "--eval-every", 5, "--name", "killed"]
+    base = [*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path)]
+    resume = [*base, "--verbose", "0", "--resume", "--name", "killed"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _kill_when_finished([*base, *TINY, *map(str, args)], ray_cluster["env"], uri, 1)
+    _kill_when_finished(resume, ray_cluster["env"], uri, 2)
     finished_before = {t.info.run_id: t.data.metrics["ssim"] for t in _trials(uri)
                        if t.data.tags.get("lmgan.status") == "finished"}
-    assert finished_before
-    r = subprocess.run([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path),
-                        "--verbose", "0", "--resume", "--name", "killed"],
-                       env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
+    assert len(finished_before) >= 2
+    r = subprocess.run(resume, env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "killed", 3)
+    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "killed", 4)
     for t in trials:
         assert t.data.tags["lmgan.status"] == "finished"
         steps = [m.step for m in c.get_metric_history(t.info.run_id, "ssim")]
-        assert steps == sorted(set(steps)) and steps[-1] == 20, steps   # continued, not redone
+        assert steps == list(range(5, 31, 5)), steps   # continued, not redone, nothing lost
     for run_id, ssim in finished_before.items():
         assert c.get_run(run_id).data.metrics["ssim"] == ssim
 
