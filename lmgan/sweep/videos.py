@@ -27,9 +27,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import urlparse
 
 import numpy as np
-import yaml
 
 import lmgan
+from lmgan.config import load_yaml
 from lmgan.errors import LmganError
 
 DEMO = "demo"
@@ -147,14 +147,8 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict]:
     path = Path(path) if path is not None else registry_path()
     if not path.is_file():
         raise LmganError(f"{path}: video registry not found (set LMGAN_VIDEOS to a videos.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise LmganError(f"{path}: malformed YAML{f' (line {line + 1})' if line is not None else ''}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise LmganError(f"{path}: cannot read ({e.__class__.__name__})") from None
-    if not isinstance(data, dict) or set(data) != {"videos"} or not isinstance(data["videos"], dict):
+    data = load_yaml(path)
+    if set(data) != {"videos"} or not isinstance(data["videos"], dict):
         raise LmganError(f"{path}: expected a single top-level mapping 'videos:' of name → entry")
     return {name: _check_entry(path, name, entry) for name, entry in data["videos"].items()}
 
