@@ -99,7 +99,7 @@ def _sweep_run(c, exp, sweep: str | None):
                      ["attributes.start_time DESC"])
     if not runs:
         raise LmganError(f"experiment {exp.name} has no sweep runs (none tagged "
-                         f"{tracking.ROLE}=sweep); run `lmgan sweep` first")
+                         f"{tracking.ROLE}=sweep); run `python sweeps/search.py` first")
     if sweep is None:
         return runs[0]
     for r in runs:

@@ -126,11 +126,10 @@ def _preflight(plan: dict) -> None:
     the evaluator: bad files, short held-out parts and missing metric weights fail now."""
     import torch
 
-    from lmgan.config import Config, apply_overrides
     from lmgan.data.dataset import load_video_data
     from lmgan.metrics.evaluator import Evaluator
 
-    cfg = apply_overrides(Config(), plan["fixed"], "sweep")
+    cfg = _fixed_config(plan)
     data = load_video_data(plan["source"], cfg, progress=True)
     ev = Evaluator(cfg.eval_metrics, torch.device("cpu"))
     ev.check(len(data.heldout_starts(cfg.seq_len, cfg.eval_windows)), cfg.seq_len)

@@ -56,7 +56,7 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
         else:
             status = "interrupted" if interrupted else "stopped"
         value, best_iter, ckpt = _best(r, objective, mode)
-        run = tracking.find_run(uri, exp, **{tracking.PARENT: parent, tracking.TRIAL_ID: trial})
+        run = tracking.find_run(c, exp, **{tracking.PARENT: parent, tracking.TRIAL_ID: trial})
         if run is not None and status != "interrupted":
             _settle(c, run, status, r.error, objective, value, best_iter, ckpt)
         rows.append({"trial": trial, "status": status, "iter": reached, objective: value,

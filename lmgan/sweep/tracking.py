@@ -91,10 +91,10 @@ def ensure_experiment(uri: str, video: str, artifact_root: Path | None) -> str:
         return exp.experiment_id
 
 
-def find_run(uri: str, experiment_id: str, **tags: str):
+def find_run(c, experiment_id: str, **tags: str):
     """The run carrying all these tags, or None (how resumed sweeps and trials find theirs)."""
     flt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    runs = client(uri).search_runs([experiment_id], filter_string=flt, max_results=2,
+    runs = c.search_runs([experiment_id], filter_string=flt, max_results=2,
                                    order_by=["attributes.start_time ASC"])
     return runs[0] if runs else None
 
@@ -103,7 +103,7 @@ def start_sweep_run(uri: str, experiment_id: str, sweep: str, tags: dict, params
                     files: dict[str, str]) -> str:
     """Create the sweep's parent run, or return the existing one (resume)."""
     c = client(uri)
-    run = find_run(uri, experiment_id, **{ROLE: "sweep", SWEEP: sweep})
+    run = find_run(c, experiment_id, **{ROLE: "sweep", SWEEP: sweep})
     if run is not None:
         c.update_run(run.info.run_id, status="RUNNING")
         return run.info.run_id
@@ -141,7 +141,7 @@ class TrialRun:
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, sweep: str,
                  trial_id: str, params: dict, searched: list[str]):
         self.c = client(uri)
-        run = find_run(uri, experiment_id, **{PARENT: parent_run_id, TRIAL_ID: trial_id})
+        run = find_run(self.c, experiment_id, **{PARENT: parent_run_id, TRIAL_ID: trial_id})
         if run is None:
             run = self.c.create_run(experiment_id, run_name=trial_id, tags={
                 PARENT: parent_run_id, ROLE: "trial", SWEEP: sweep, TRIAL_ID: trial_id,
@@ -206,11 +206,11 @@ class TrialRun:
             pass
         self.finish("errored")
 
-    def finish(self, status: str, wait_s: float | None = None) -> None:
+    def finish(self, status: str) -> None:
         """status: finished | stopped | errored (the MLflow run status follows). What is still
-        queued is retried for up to `wait_s` seconds ($LMGAN_MLFLOW_WAIT_S, default 600): the
-        trial's last results are worth waiting for a tracking server's restart."""
-        self.flush(final_wait_s() if wait_s is None else wait_s)
+        queued is retried for up to $LMGAN_MLFLOW_WAIT_S seconds (default 600): the trial's
+        last results are worth waiting for a tracking server's restart."""
+        self.flush(final_wait_s())
         try:
             self.c.set_tag(self.run_id, "lmgan.status", status)
             self.c.set_terminated(self.run_id, "FAILED" if status == "errored" else "FINISHED")

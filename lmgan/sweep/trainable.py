@@ -22,7 +22,7 @@ import torch
 from lmgan import atomic
 from lmgan.config import Config, apply_overrides, validate
 from lmgan.training import checkpoint
-from lmgan.training.loop import LOSSES, Trainer
+from lmgan.training.loop import LOSSES, Trainer, write_run_config
 from lmgan.sweep.tracking import final_wait_s
 from lmgan.weights import cache_dir
 
@@ -67,9 +67,8 @@ class TuneEvents:
     """The Trainer callback: log → gauges + MLflow metrics; evaluated → MLflow + gauges;
     sampled → MLflow artifacts; checkpointed → tune.report(metrics, checkpoint)."""
 
-    def __init__(self, spec: TrialSpec, tracker, gauges, run_dir: Path, final_iter: int,
-                 setup_s: float = 0.0):
-        self.spec, self.tracker, self.gauges, self.run_dir = spec, tracker, gauges, run_dir
+    def __init__(self, tracker, gauges, run_dir: Path, final_iter: int, setup_s: float = 0.0):
+        self.tracker, self.gauges, self.run_dir = tracker, gauges, run_dir
         self.final_iter = final_iter
         self.last_eval: dict = {}
         self.it_per_s = 0.0
@@ -103,7 +102,7 @@ class TuneEvents:
             self.gauges.on_log(info, LOSSES)
             self.tracker.metrics({k: info[k] for k in (*LOSSES, "it_per_s")}, info["iter"])
         elif event == "evaluated":
-            self.last_eval = {k: v for k, v in info.items() if k not in ("kind", "iter")}
+            self.last_eval = _eval_values(info)
             self.gauges.on_eval(self.last_eval)
             self.tracker.metrics(self.last_eval, info["iter"])
         elif event == "sampled":
@@ -138,7 +137,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     data = load_video_data(materialise_source(spec, video_bytes), cfg, progress=False)
     run_dir = Path(ctx.get_trial_dir()) / "lmgan"
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(run_dir / "config.yaml", _yaml({"video": spec.video, **cfg.to_dict()}))
+    write_run_config(run_dir, cfg, spec.video)
 
     # A tracking server that is down must not stall training in MLflow's own retry loop (minutes
     # of back-off): calls fail fast, TrialRun keeps what failed and sends it at the next report.
@@ -156,7 +155,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     if restored is not None:
         with restored.as_directory() as d:
             trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
-    events = TuneEvents(spec, tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
+    events = TuneEvents(tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
     events.last_eval = _last_eval(trainer.history)
     trainer.callbacks.append(events)
     try:
@@ -170,9 +169,14 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     tracker.finish("finished")
 
 
+def _eval_values(rec: dict) -> dict:
+    """The metric values of an evaluation record of the loop's history."""
+    return {k: v for k, v in rec.items() if k not in ("kind", "iter")}
+
+
 def _last_eval(history: list[dict]) -> dict:
     evals = [r for r in history if r["kind"] == "eval"]
-    return {k: v for k, v in evals[-1].items() if k not in ("kind", "iter")} if evals else {}
+    return _eval_values(evals[-1]) if evals else {}
 
 
 def _reason(e: BaseException) -> str:
@@ -181,7 +185,3 @@ def _reason(e: BaseException) -> str:
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{e.__class__.__name__}: {text}"[:500]
 
-
-def _yaml(d: dict) -> str:
-    import yaml
-    return yaml.safe_dump(d, sort_keys=False)
