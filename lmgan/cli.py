@@ -38,10 +38,19 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _no_traversal(path: str | None, flag: str) -> None:
+    """Output paths are taken as written, but never through '..': a path pasted from a shared
+    script or config cannot climb out of the folder it names."""
+    if path is not None and ".." in Path(path).parts:
+        raise LmganError(f"{flag} {path}: must not contain '..'")
+
+
 def _train(args) -> int:
     from lmgan.config import build_config, parse_sets
     from lmgan.training.loop import new_run, resume_run
 
+    _no_traversal(args.out, "--out")
+    _no_traversal(args.resume, "--resume")
     if args.resume:
         if args.video or args.preset or args.config:
             raise LmganError("--resume takes the video and config from the run; only --set may change iters and intervals")
@@ -73,6 +82,7 @@ def _train(args) -> int:
 def _render(args) -> int:
     from lmgan.render import render
 
+    _no_traversal(args.out, "--out")
     out = Path(args.out)
     if out.is_dir():
         raise LmganError(f"{out}: is a directory; --out needs a file name such as out.mp4")

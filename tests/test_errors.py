@@ -72,6 +72,8 @@ def test_bad_video(capsys, tmp_path, bad_files, video, words):
     (["--set", "vp_kernel=4"], ["vp_kernel", "odd"]),
     (["--set", "image_size=100"], ["image_size", "power of two"]),
     (["--set", "lr_g=-0.001"], ["lr_g", "positive"]),
+    (["--set", "lr_d=0"], ["lr_d", "positive"]),
+    (["--out", "RUNS/../elsewhere"], ["--out", "'..'"]),
     (["--config", "BAD/bad.yaml"], ["malformed YAML"]),
     (["--config", "BAD/unknown.yaml"], ["unknown config key", "warp_speed"]),
     (["--preset", "huge"], ["unknown preset", "huge"]),
@@ -80,7 +82,7 @@ def test_bad_video(capsys, tmp_path, bad_files, video, words):
 def test_bad_config_touches_nothing(capsys, bad_files, demo_clip, tiny_run, args, words):
     """Pointing a failing command at an existing run leaves every file of it as it was."""
     before = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")}
-    args = [str(a).replace("BAD", str(bad_files)) for a in args]
+    args = [str(a).replace("BAD", str(bad_files)).replace("RUNS", str(tiny_run.parent)) for a in args]
     rc, err = run(capsys, "train", "--quiet", "--video", demo_clip, "--out", tiny_run, "--preset", "tiny", *args)
     assert_one_line(rc, err, *words)
     assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*")} == before
@@ -111,6 +113,49 @@ def test_bad_render_input_keeps_earlier_output(capsys, tmp_path, bad_files, tiny
     assert_one_line(rc, err, *words)
     assert out.read_bytes() == b"an earlier result"
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_render_out_through_dotdot_is_refused(capsys, tmp_path, bad_files, tiny_run):
+    rc, err = run(capsys, "render", "--quiet", "--checkpoint", tiny_run, "--audio", bad_files / "tone.wav",
+                  "--out", tmp_path / "a" / ".." / "out.mp4")
+    assert_one_line(rc, err, "--out", "'..'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stream_without_a_declared_frame_rate_is_placed_by_its_timestamps(tmp_path):
+    """Not an error: frames are resampled by their timestamps, so a stream that declares no rate
+    (Matroska without a default duration, variable-rate phone video) decodes to the right frames.
+    (Frames without timestamps are an error: media.read_video.)"""
+    import av
+    from fractions import Fraction
+
+    from lmgan.data.media import read_video
+    path = tmp_path / "norate.mkv"
+    with av.open(str(path), "w", format="matroska") as c:
+        v = c.add_stream("mjpeg")
+        v.width = v.height = 32
+        v.pix_fmt = "yuvj420p"
+        v.codec_context.framerate = Fraction(0, 1)
+        v.time_base = v.codec_context.time_base = Fraction(1, 1000)
+        a = c.add_stream("pcm_s16le", rate=16000, layout="mono")
+        for i in range(40):                                    # 2 s at 20 fps, grey level = index
+            f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 5 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = 50 * i + (7, -7)[i % 2] * (0 < i < 39), Fraction(1, 1000)  # jitter
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 32000), np.int16), format="s16", layout="mono")
+        af.sample_rate, af.pts = 16000, 0
+        for p in [*a.encode(af), *a.encode(None)]:
+            c.mux(p)
+    with av.open(str(path)) as c:
+        assert not c.streams.video[0].codec_context.framerate
+    clip = read_video(path, fps=20, size=32)
+    assert len(clip.frames) == 40
+    levels = clip.frames.reshape(40, -1).mean(1)
+    assert np.all(np.abs(levels - 5 * np.arange(40)) < 5 + 3), levels   # within one jittered frame
+    assert np.all(np.diff(levels) >= -1), levels
 
 
 def test_checkpoint_whose_config_does_not_match_its_weights(capsys, tmp_path, bad_files, tiny_run):

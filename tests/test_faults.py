@@ -62,6 +62,29 @@ def test_diverging_trial_errors_with_its_reason_and_the_sweep_goes_on(ray_cluste
     assert "errored" in r.stdout
 
 
+def test_trial_out_of_memory_errors_with_the_reason_and_its_config(ray_cluster, sweep_clip, tmp_path):
+    """A configuration too big for the machine: the allocator refuses it (on the CPU here; on a
+    GPU torch.OutOfMemoryError, mapped the same way), that trial errors, the others finish."""
+    space = tmp_path / "space.yaml"
+    space.write_text("g_channels: {choice: [8, 4194304]}\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    r = subprocess.run([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY,
+                        "--video", str(sweep_clip), "--space", str(space), "--trials", "4",
+                        "--set", "max_channels=4194304", "--max-iters", "5", "--grace-iters", "5",
+                        "--eval-every", "5", "--max-failures", "0", "--name", "oom"],
+                       env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
+    c, _, trials = runs_of(uri, "lmgan-clip6s")
+    status = {t.data.params["g_channels"]: t.data.tags["lmgan.status"] for t in trials}
+    assert status.get("4194304") == "errored" and status.get("8") == "finished", status
+    assert r.returncode == 0, r.stderr[-3000:]
+    for t in trials:
+        if t.data.params["g_channels"] == "4194304":
+            assert t.data.tags["lmgan.error"].startswith("out of memory"), t.data.tags["lmgan.error"]
+            assert t.info.status == "FAILED"
+            files = [a.path for a in c.list_artifacts(t.info.run_id)]
+            assert "error_config.yaml" in files, files
+
+
 def test_fifty_tiny_trials_lose_no_result(ray_cluster, sweep_clip, tmp_path):
     """Load: 50 trials of a few iterations on the two nodes; every one is a finished MLflow run
     with its metrics, and the sweep's summary lists them all."""

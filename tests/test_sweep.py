@@ -149,6 +149,8 @@ def _finished(uri):
     (["--video", "CLIP", "--space", "SPACE:{vp_kernel: {choice: [3, 4]}}"], "vp_kernel=4"),
     (["--video", "CLIP", "--gpus-per-trial", "4"], "more GPUs than any node has"),
     (["--resume", "--name", "never-ran"], "no sweep named 'never-ran'"),
+    (["--resume", "--name", "../../etc"], "--name '../../etc': use letters"),
+    (["--video", "CLIP", "--name", "..hidden"], "not starting with '.'"),
     (["--video", "CLIP", "--objective", "nope"], "unknown metric"),
 ])
 def test_bad_input_is_one_line_exit_2(ray_cluster, sweep_clip, tmp_path, args, message):

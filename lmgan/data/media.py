@@ -175,7 +175,7 @@ def read_video(path, fps=20.0, size=128, crop=None, sample_rate=16000, progress=
         picked = _Resampled(float(fps), box, int(size))
         resampler = Resampler(sample_rate, "mono")
         audio, audio_t0 = [], None
-        last_t, last_dur = None, 1.0 / float(rate)
+        last_t, last_dur, n_seen = None, 1.0 / float(rate), 0
         bar = None
         if progress:
             from tqdm import tqdm
@@ -195,9 +195,12 @@ def read_video(path, fps=20.0, size=128, crop=None, sample_rate=16000, progress=
                     if bar is not None and picked.t0 is not None:
                         bar.update(max(0, int(frame.time - picked.t0) - bar.n))  # whole seconds
                     picked.push(frame, frame.time)
-                    last_t = frame.time
+                    n_seen += 1
                     if getattr(frame, "duration", None) and frame.time_base:
                         last_dur = float(frame.duration * frame.time_base)
+                    elif n_seen > 1 and frame.time > picked.t0:
+                        last_dur = (frame.time - picked.t0) / (n_seen - 1)  # none stored: mean gap
+                    last_t = frame.time
             audio.append(resampler(None)[0])
         except _AV_ERRORS as e:
             reason = _one_line(e)

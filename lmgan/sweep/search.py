@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -192,6 +193,13 @@ def _known_sweeps(storage: str) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{STATE}")) if root.is_dir() else []
 
 
+def _check_name(name: str) -> None:
+    """A sweep name is one folder under the storage: no separators, no '..'."""
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or name.startswith("."):
+        raise LmganError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only "
+                         f"(not starting with '.')")
+
+
 def _read_state(storage: str, name: str) -> dict:
     path = Path(storage) / name / STATE
     if "://" in storage or not path.is_file():
@@ -205,6 +213,8 @@ def _read_state(storage: str, name: str) -> dict:
 def run(args) -> int:
     if args.resume and not args.name:
         raise LmganError("--resume needs --name SWEEP (the name printed when it started)")
+    if args.name is not None:
+        _check_name(args.name)
     storage = _storage(args)
     if args.resume:
         state = _read_state(storage, args.name)
@@ -216,9 +226,8 @@ def run(args) -> int:
             raise LmganError(f"--resume continues the sweep as it was planned; drop --{extra[0].replace('_', '-')}")
     else:
         plan = _plan(args)
-        name = args.name or f"{plan['video']}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise LmganError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", plan["video"]).strip(".-") or "sweep"
+        name = args.name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         if name in _known_sweeps(storage):
             raise LmganError(f"sweep {name!r} exists in {storage}; continue it with --resume "
                              f"--name {name} or choose another --name")
@@ -291,7 +300,8 @@ def _sweep(args, state, plan, uri, storage, cpus, gpus, fit) -> int:
     spec = TrialSpec(sweep=name, video=plan["video"], source_name=source.name,
                      source_sha=hashlib.sha256(video_bytes).hexdigest(), fixed=plan["fixed"],
                      objective=plan["objective"], tracking_uri=uri, experiment_id=experiment_id,
-                     parent_run_id=parent, searched=sorted(space), threads=max(1, int(cpus)))
+                     parent_run_id=parent, searched=sorted(space), threads=max(1, int(cpus)),
+                     gpu_share=gpus if gpus < 1 else 0.0)
     trainable = tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes),
                                     {"cpu": cpus, "gpu": gpus})
     print(f"sweep {name}: {plan['trials']} trials of {plan['video']}, objective {plan['objective']} "

@@ -43,6 +43,7 @@ class TrialSpec:
     parent_run_id: str
     searched: list = field(default_factory=list)
     threads: int = 1
+    gpu_share: float = 0.0       # a fraction of a GPU per trial caps the trial's GPU memory
 
 
 def trial_config(spec: TrialSpec, searched: dict) -> Config:
@@ -130,6 +131,10 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
 
     t_start = time.perf_counter()
     torch.set_num_threads(max(1, spec.threads))
+    if 0 < spec.gpu_share < 1 and torch.cuda.is_available():
+        # Trials sharing a GPU: one that outgrows its share fails alone with "out of memory"
+        # instead of starving its neighbours (Ray's fractional GPUs do not limit memory).
+        torch.cuda.set_per_process_memory_fraction(spec.gpu_share)
     logging.getLogger("ray.train").setLevel(logging.WARNING)   # one line per checkpoint otherwise
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()
@@ -150,15 +155,15 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
     tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
     gauges = TrialGauges(spec.sweep, trial_id)
-    trainer = Trainer(cfg, data, run_dir)
-    restored = tune.get_checkpoint()
-    if restored is not None:
-        with restored.as_directory() as d:
-            trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
-    events = TuneEvents(tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
-    events.last_eval = _last_eval(trainer.history)
-    trainer.callbacks.append(events)
-    try:
+    try:     # building the networks is where a too-big configuration usually runs out of memory
+        trainer = Trainer(cfg, data, run_dir)
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            with restored.as_directory() as d:
+                trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
+        events = TuneEvents(tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
+        events.last_eval = _last_eval(trainer.history)
+        trainer.callbacks.append(events)
         trainer.run(progress=False)
     except SystemExit:       # Tune stopped the trial (ASHA): not an error
         tracker.finish("stopped")
@@ -167,6 +172,11 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
         tracker.fail(_reason(e), cfg.to_dict())
         raise
     tracker.finish("finished")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(e, RuntimeError) and "DefaultCPUAllocator" in str(e) and "allocate" in str(e))
 
 
 def _eval_values(rec: dict) -> dict:
@@ -180,8 +190,10 @@ def _last_eval(history: list[dict]) -> dict:
 
 
 def _reason(e: BaseException) -> str:
-    if isinstance(e, torch.OutOfMemoryError):
-        return "out of memory"
+    """The one line recorded on an errored trial's run. Running out of memory reads the same
+    on the GPU (torch.OutOfMemoryError) and the CPU (the allocator's RuntimeError)."""
+    if is_out_of_memory(e):
+        return f"out of memory ({str(e).splitlines()[0][:300] if str(e) else e.__class__.__name__})"
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{e.__class__.__name__}: {text}"[:500]
 
