@@ -32,7 +32,7 @@ def _synthetic_data(cfg):
                      source="synthetic", cached=False)
 
 
-def measure(size: int, seq_len: int, batch: int, seconds: float, device: str) -> dict:
+def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, impl: str = "fast") -> dict:
     """Iterations/s of Trainer.step at one size (warm-up excluded) and peak memory."""
     import torchvision
 
@@ -42,7 +42,7 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str) ->
     from lmgan.training.losses import PerceptualLoss
 
     cfg = validate(Config(image_size=size, seq_len=seq_len, batch=batch, device=device, lambda_pl=10.0,
-                          mfs=True, sac=True, acin=True, vp="dirconvgru", vp_kernel=3))
+                          mfs=True, sac=True, acin=True, vp="dirconvgru", vp_kernel=3, impl=impl))
     try:
         vgg, vgg_note = PerceptualLoss.from_config(""), "ImageNet"
     except LmganError:
@@ -71,7 +71,7 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str) ->
         peak, mem_kind = torch.cuda.max_memory_allocated(dev) / 2**20, "GPU allocated"
     else:
         peak, mem_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
-    return {"size": size, "seq_len": seq_len, "batch": batch, "iters": n, "it_per_s": n / elapsed,
+    return {"size": size, "impl": impl, "seq_len": seq_len, "batch": batch, "iters": n, "it_per_s": n / elapsed,
             "s_per_it": elapsed / n, "peak_mem_mib": round(peak, 1), "mem_kind": mem_kind, "vgg16": vgg_note}
 
 
@@ -140,8 +140,9 @@ def measure_metrics(device: str, frames: int = 64, size: int = 128, seq_len: int
 
 
 def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str, seconds: float) -> dict:
-    """DirConvGRU forward + backward: the layer as it runs in G against its naive formulation
-    (lmgan.nets.prediction_naive), at G's full-resolution shape for `size`."""
+    """DirConvGRU forward + backward at G's full-resolution shape for `size`: the layer as it runs
+    in G ("paired"), its earlier grouped-convolution form, and the naive formulation
+    (lmgan.nets.prediction_naive), all with the same parameters."""
     from lmgan.nets.prediction import VideoPrediction
     from lmgan.nets.prediction_naive import naive_forward
     from lmgan.training.loop import pick_device
@@ -152,8 +153,16 @@ def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str,
     x = torch.randn(1, seq_len, channels, size, size, device=dev, requires_grad=True)
     state = vp.initial_state(1, size, dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def with_impl(impl):
+        def run(a, b):
+            vp.impl = impl
+            return vp(a, b)
+        return run
+
     out = {}
-    for name, fn in (("fast", vp), ("naive", lambda a, b: naive_forward(vp, a, b))):
+    for name, fn in (("fast", with_impl("paired")), ("grouped", with_impl("grouped")),
+                     ("naive", lambda a, b: naive_forward(vp, a, b))):
         def once():
             y, h = fn(x, state)
             (y.square().mean() + h.square().mean()).backward()
@@ -165,8 +174,10 @@ def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str,
             sync()
             n += 1
         out[name] = (time.perf_counter() - t0) / n
+    vp.impl = "paired"
     return {"size": size, "channels": channels, "seq_len": seq_len, "kernel": kernel,
-            "fast_s": out["fast"], "naive_s": out["naive"], "speedup": out["naive"] / out["fast"]}
+            "fast_s": out["fast"], "grouped_s": out["grouped"], "naive_s": out["naive"],
+            "speedup": out["naive"] / out["fast"]}
 
 
 def device_name(device: str) -> str:
@@ -186,25 +197,32 @@ def main(argv=None) -> int:
     p.add_argument("--skip-train", action="store_true", help="only time the metrics")
     p.add_argument("--skip-metrics", action="store_true", help="only time the training step")
     p.add_argument("--skip-vp", action="store_true", help="do not time the DirConvGRU against its naive form")
+    p.add_argument("--impl", nargs="+", default=["fast", "reference"], choices=["fast", "reference"],
+                   help="step implementations to time side by side (Config.impl; default both)")
+    p.add_argument("--concurrent", type=int, nargs="+", metavar="N",
+                   help="also run N copies of the fast step at once on the device (trials sharing a "
+                        "GPU) and print their aggregate iterations/s, for each N")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     a = p.parse_args(argv)
     if a.one:
-        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device)))
+        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device, a.impl[0])))
         return 0
-    rows = []
+    rows, shared = [], []
     for size in [] if a.skip_train else a.sizes:
-        cmd = [sys.executable, "-m", "lmgan.bench", "--one", str(size), "--seq-len", str(a.seq_len),
-               "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device]
-        if not a.json:
-            print(f"measuring {size}² ...", file=sys.stderr, flush=True)
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode < 0:   # SIGKILL from the kernel's OOM killer leaves no message
-            rows.append({"size": size, "error": f"killed by signal {-out.returncode} (out of memory?)"})
-        elif out.returncode != 0:
-            last = (out.stderr.strip().splitlines() or ["failed"])[-1]
-            rows.append({"size": size, "error": last})
-        else:
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for impl in a.impl:
+            if not a.json:
+                print(f"measuring {size}² ({impl}) ...", file=sys.stderr, flush=True)
+            rows.append(_run_one(a, size, impl, 1)[0])
+        for n in a.concurrent or []:
+            if not a.json:
+                print(f"measuring {n} concurrent {size}² steps ...", file=sys.stderr, flush=True)
+            got = _run_one(a, size, "fast", n)
+            ok = [r for r in got if "error" not in r]
+            shared.append({"size": size, "trials": n, "ok": len(ok),
+                           "aggregate_it_per_s": sum(r["it_per_s"] for r in ok),
+                           "each_it_per_s": [round(r["it_per_s"], 3) for r in ok],
+                           "peak_mem_mib_each": max((r["peak_mem_mib"] for r in ok), default=0),
+                           "errors": [r["error"] for r in got if "error" in r]})
     if not (a.skip_metrics or a.json):
         print("timing the metrics ...", file=sys.stderr, flush=True)
     metric_rows = [] if a.skip_metrics else measure_metrics(a.device)
@@ -214,13 +232,17 @@ def main(argv=None) -> int:
                                     for s in a.sizes if s <= 128]
     result = {"device": device_name(a.device), "torch": torch.__version__,
               "model": "full (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, perceptual)", "results": rows,
-              "metrics": metric_rows, "dirconvgru": vp_rows}
+              "shared_device": shared, "metrics": metric_rows, "dirconvgru": vp_rows}
     if a.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"device: {result['device']}   torch {result['torch']}   model: {result['model']}")
     if rows:
         _print_train(rows)
+    for r in shared:
+        print(f"{r['trials']} concurrent {r['size']}² trials: {r['aggregate_it_per_s']:.3f} it/s together "
+              f"(each {r['each_it_per_s']}), peak {r['peak_mem_mib_each']:.0f} MiB each"
+              + (f"; failed: {r['errors']}" if r["errors"] else ""))
     if metric_rows:
         print("\nseconds per evaluation, 64 held-out frames at 128² (2 windows of 32), real statistics cached")
         for r in metric_rows:
@@ -232,18 +254,39 @@ def main(argv=None) -> int:
         print("\nDirConvGRU forward + backward (K=3, B=1), the layer against its naive formulation")
         for r in vp_rows:
             print(f"  {r['size']:>4}² C={r['channels']} T={r['seq_len']}:  fast {r['fast_s'] * 1000:8.1f} ms   "
-                  f"naive {r['naive_s'] * 1000:8.1f} ms   {r['speedup']:.1f}× faster")
+                  f"grouped (earlier) {r['grouped_s'] * 1000:8.1f} ms   naive {r['naive_s'] * 1000:8.1f} ms   "
+                  f"fast is {r['speedup']:.1f}× the naive")
     return 0
 
 
+def _run_one(a, size: int, impl: str, copies: int) -> list[dict]:
+    """`copies` processes timing one size at once; each row or {"error": ...}."""
+    cmd = [sys.executable, "-m", "lmgan.bench", "--one", str(size), "--seq-len", str(a.seq_len),
+           "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device, "--impl", impl]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(copies)]
+    rows = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode < 0:   # SIGKILL from the kernel's OOM killer leaves no message
+            rows.append({"size": size, "impl": impl, "error": f"killed by signal {-proc.returncode} (out of memory?)"})
+        elif proc.returncode != 0:
+            rows.append({"size": size, "impl": impl, "error": (err.strip().splitlines() or ["failed"])[-1]})
+        else:
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+    return rows
+
+
 def _print_train(rows: list[dict]) -> None:
-    print(f"{'size':>6} {'L':>4} {'B':>3} {'it/s':>8} {'s/it':>8} {'peak MiB':>10}  memory        VGG16")
+    print(f"{'size':>6} {'impl':>9} {'L':>4} {'B':>3} {'it/s':>8} {'s/it':>8} {'speed-up':>9} {'peak MiB':>10}  memory        VGG16")
+    ref = {r["size"]: r["s_per_it"] for r in rows if r.get("impl") == "reference" and "error" not in r}
     for r in rows:
         if "error" in r:
-            print(f"{r['size']:>5}² failed: {r['error']}")
+            print(f"{r['size']:>5}² {r['impl']:>9} failed: {r['error']}")
             continue
-        print(f"{r['size']:>5}² {r['seq_len']:>4} {r['batch']:>3} {r['it_per_s']:>8.3f} {r['s_per_it']:>8.3f} "
-              f"{r['peak_mem_mib']:>10.0f}  {r['mem_kind']:<13} {r['vgg16']}")
+        up = f"{ref[r['size']] / r['s_per_it']:.2f}×" if r["size"] in ref else "—"
+        print(f"{r['size']:>5}² {r['impl']:>9} {r['seq_len']:>4} {r['batch']:>3} {r['it_per_s']:>8.3f} "
+              f"{r['s_per_it']:>8.3f} {up:>9} {r['peak_mem_mib']:>10.0f}  {r['mem_kind']:<13} {r['vgg16']}")
 
 
 if __name__ == "__main__":

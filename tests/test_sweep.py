@@ -199,9 +199,11 @@ def test_resources_count_the_nodes_an_autoscaler_can_start(monkeypatch):
     from lmgan.sweep.search import _resources
     head = [{"Alive": True, "Resources": {"CPU": 0.0}}]
     monkeypatch.setenv("LMGAN_AUTOSCALER_CONFIG", str(REPO / "cluster.yaml"))
-    cpus, gpus, fit = _resources(_args(), head)
+    cpus, gpus, fit = _resources(_args(), head, image_size=256)
     assert (cpus, gpus) == (2.0, 1.0) and fit == 12       # 8 A10G + 4 L40S workers, one trial each
-    assert _resources(_args(gpus_per_trial=0.5), head)[2] == 24
+    assert _resources(_args(gpus_per_trial=0.5), head, image_size=256)[2] == 24
+    assert _resources(_args(), head, image_size=128)[1:] == (0.5, 24)     # small trials share a GPU
+    assert _resources(_args(), head, image_size=64)[1] == 0.25
     with pytest.raises(LmganError, match="more GPUs than any node has"):
         _resources(_args(gpus_per_trial=2), head)
     monkeypatch.setenv("LMGAN_AUTOSCALER_CONFIG", str(REPO / "no-such-file.yaml"))

@@ -109,6 +109,7 @@ class Generator(nn.Module):
         vp_kernel: int = 3,
         channels: int = 16,
         max_channels: int = 512,
+        vp_impl: str = "paired",
     ) -> None:
         super().__init__()
         s = image_size
@@ -132,7 +133,8 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(UpBlock(ch(r), ch(2 * r), feat_dim, acin) for r in res[:-1])
         self.to_rgb = nn.Conv2d(ch(s), 3, 1)
         normal_init(self)  # before the VP layer exists: it has its own (orthogonal) init
-        self.vp = None if vp == "none" else VideoPrediction(ch(s), vp_kernel, directional=vp == "dirconvgru")
+        self.vp = None if vp == "none" else VideoPrediction(ch(s), vp_kernel, directional=vp == "dirconvgru",
+                                                            impl=vp_impl)
 
     def initial_state(
         self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None

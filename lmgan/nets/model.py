@@ -26,7 +26,8 @@ class ListenAndMove(nn.Module):
         self.motion = MotionEncoder(f, cfg.noise_e, cfg.rnn_layers, cfg.dilation_base, cfg.mfs)
         self.generator = Generator(cfg.image_size, f, self.motion.dim, sac=cfg.sac, acin=cfg.acin,
                                    vp=cfg.vp, vp_kernel=cfg.vp_kernel, channels=cfg.g_channels,
-                                   max_channels=cfg.max_channels)
+                                   max_channels=cfg.max_channels,
+                                   vp_impl="grouped" if cfg.impl == "reference" else "paired")
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feat_mean.copy_(mean)

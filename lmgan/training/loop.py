@@ -125,7 +125,8 @@ class Trainer:
 
         g_adv = -self.d_image(fake_t).mean() - self.d_video(fake).mean()
         zero = g_adv.new_zeros(())
-        pl = self.perceptual(fake.flatten(0, 1), real.flatten(0, 1)) if self.perceptual else zero
+        pl = (self.perceptual(fake.flatten(0, 1), real.flatten(0, 1), split=cfg.impl == "fast")
+              if self.perceptual else zero)
         l1 = (fake - real).abs().mean() if cfg.lambda_l1 > 0 else zero
         self.opt_g.zero_grad(set_to_none=True)
         (g_adv + cfg.lambda_pl * pl + cfg.lambda_l1 * l1).backward(inputs=self.g_params)

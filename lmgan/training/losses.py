@@ -50,9 +50,9 @@ class PerceptualLoss(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)  # always frozen: no dropout/batch-norm state to switch
 
-    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _taps(self, x: torch.Tensor, channels_last: bool = True) -> list[torch.Tensor]:
         x = x.add(1).mul(0.5).sub(self.mean).div(self.std)
-        if x.device.type == "cpu":   # oneDNN's VGG convolutions: ~20 % faster channels-last
+        if channels_last and x.device.type == "cpu":   # oneDNN's VGG convolutions: ~20 % faster
             x = x.contiguous(memory_format=torch.channels_last)
         out = []
         for i, layer in enumerate(self.features):
@@ -61,10 +61,14 @@ class PerceptualLoss(nn.Module):
                 out.append(x)
         return out
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    def forward(self, fake: torch.Tensor, real: torch.Tensor, split: bool = True) -> torch.Tensor:
         """fake, real: [N, 3, H, W] in [-1, 1]. The real frames' features need no graph: run
         apart under no_grad, the backward pass covers the generated half only (1.8× faster on
-        the CPU than one concatenated batch)."""
+        the CPU than one concatenated batch). split=False is that concatenated batch, as first
+        written (Config.impl="reference")."""
+        if not split:
+            pairs = (x.chunk(2) for x in self._taps(torch.cat([fake, real]), channels_last=False))
+            return sum(F.mse_loss(f, r.detach()) for f, r in pairs) / len(VGG_TAPS)
         with torch.no_grad():
             real_f = self._taps(real)
         loss = sum(F.mse_loss(f, r) for f, r in zip(self._taps(fake), real_f))

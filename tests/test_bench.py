@@ -1,0 +1,19 @@
+"""The benchmark command runs end to end and prints what it promises (figures are never
+asserted: speed is measured by the benchmark, not by tests)."""
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_prints_both_implementations_sharing_and_the_dirconvgru():
+    out = subprocess.run([sys.executable, "-m", "lmgan.bench", "--sizes", "32", "--seq-len", "4",
+                          "--seconds", "0", "--skip-metrics", "--concurrent", "2", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout)
+    assert [(x["size"], x["impl"]) for x in r["results"]] == [(32, "fast"), (32, "reference")], r["results"]
+    assert all(x["it_per_s"] > 0 for x in r["results"])
+    assert r["shared_device"][0]["trials"] == 2 and r["shared_device"][0]["ok"] == 2, r["shared_device"]
+    vp = r["dirconvgru"][0]
+    assert vp["size"] == 32 and min(vp["fast_s"], vp["grouped_s"], vp["naive_s"]) > 0
