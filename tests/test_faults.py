@@ -38,16 +38,21 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_cluster, sweep_clip
     assert steps == list(range(5, 31, 5)), steps     # every evaluation once: nothing lost or repeated
 
 
+def _sweep_over(cluster, clip, runs, space: str, iters: int, name: str, *extra):
+    """A 4-trial sweep of `space` (YAML text) with no retries; (process, MLflow client, trials)."""
+    (runs / "space.yaml").write_text(space)
+    r = subprocess.run([*SEARCH, "--address", cluster["address"], "--runs-dir", str(runs), *TINY,
+                        "--video", str(clip), "--space", str(runs / "space.yaml"), "--trials", "4",
+                        "--max-iters", str(iters), "--grace-iters", str(iters), "--eval-every", "5",
+                        "--max-failures", "0", "--name", name, *extra],
+                       env=cluster["env"], capture_output=True, text=True, timeout=600)
+    c, _, trials = runs_of(f"sqlite:///{runs / 'mlflow.db'}", "lmgan-clip6s")
+    return r, c, trials
+
+
 def test_diverging_trial_errors_with_its_reason_and_the_sweep_goes_on(ray_cluster, sweep_clip, tmp_path):
-    space = tmp_path / "space.yaml"
-    space.write_text("lr_d: {choice: [4.0e-4, 1.0e+12]}\nlr_g: {choice: [1.0e-4, 1.0e+12]}\n")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    r = subprocess.run([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY,
-                        "--video", str(sweep_clip), "--space", str(space), "--trials", "4",
-                        "--max-iters", "10", "--grace-iters", "10", "--eval-every", "5",
-                        "--max-failures", "0", "--name", "diverging"],
-                       env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
-    c, parents, trials = runs_of(uri, "lmgan-clip6s")
+    r, c, trials = _sweep_over(ray_cluster, sweep_clip, tmp_path,
+                               "lr_d: {choice: [4.0e-4, 1.0e+12]}\nlr_g: {choice: [1.0e-4, 1.0e+12]}\n", 10, "diverging")
     by_status = {}
     for t in trials:
         by_status.setdefault(t.data.tags["lmgan.status"], []).append(t)
@@ -65,15 +70,8 @@ def test_diverging_trial_errors_with_its_reason_and_the_sweep_goes_on(ray_cluste
 def test_trial_out_of_memory_errors_with_the_reason_and_its_config(ray_cluster, sweep_clip, tmp_path):
     """A configuration too big for the machine: the allocator refuses it (on the CPU here; on a
     GPU torch.OutOfMemoryError, mapped the same way), that trial errors, the others finish."""
-    space = tmp_path / "space.yaml"
-    space.write_text("g_channels: {choice: [8, 4194304]}\n")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    r = subprocess.run([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY,
-                        "--video", str(sweep_clip), "--space", str(space), "--trials", "4",
-                        "--set", "max_channels=4194304", "--max-iters", "5", "--grace-iters", "5",
-                        "--eval-every", "5", "--max-failures", "0", "--name", "oom"],
-                       env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
-    c, _, trials = runs_of(uri, "lmgan-clip6s")
+    r, c, trials = _sweep_over(ray_cluster, sweep_clip, tmp_path, "g_channels: {choice: [8, 4194304]}\n", 5,
+                               "oom", "--set", "max_channels=4194304")
     status = {t.data.params["g_channels"]: t.data.tags["lmgan.status"] for t in trials}
     assert status.get("4194304") == "errored" and status.get("8") == "finished", status
     assert r.returncode == 0, r.stderr[-3000:]
