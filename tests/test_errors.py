@@ -187,3 +187,10 @@ def test_real_process_exit_code_and_one_line(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [f"lmgan: error: {tmp_path / 'none.mp4'}: file not found"]
+
+
+def test_first_line_of_an_exception():
+    from lmgan.errors import first_line
+    assert first_line(RuntimeError("boom\n  at frame 1\n  at frame 2")) == "boom"
+    assert first_line(ConnectionResetError()) == "ConnectionResetError"   # no text: no IndexError
+    assert first_line(ValueError("x" * 50), 10) == "x" * 10

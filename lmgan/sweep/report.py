@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 from lmgan.atomic import replacing
-from lmgan.errors import LmganError
+from lmgan.errors import LmganError, first_line
 from lmgan.sweep import tracking
 
 STATUSES = ("finished", "stopped", "errored", "running")
@@ -119,7 +119,7 @@ def _space(c, parent, tmp: Path):
         local = c.download_artifacts(parent.info.run_id, "search_space.yaml", str(tmp))
         raw = yaml.safe_load(Path(local).read_text(encoding="utf-8"))
     except Exception as e:
-        _log(f"no readable search_space.yaml on the sweep run ({str(e).splitlines()[0][:120]})")
+        _log(f"no readable search_space.yaml on the sweep run ({first_line(e, 120)})")
         return None
     if not isinstance(raw, dict) or not raw:
         return None
@@ -148,7 +148,7 @@ def _trials(c, exp, parent, objective: str) -> list[Trial]:
         iters = int(metrics["iter"]) if _finite(metrics.get("iter")) else (max(steps) if steps else None)
         value = metrics.get(objective)
         out.append(Trial(r.info.run_id, r.data.tags.get(tracking.TRIAL_ID) or r.info.run_name or r.info.run_id,
-                         r.data.tags.get("lmgan.status", "unknown"), dict(r.data.params), metrics,
+                         r.data.tags.get(tracking.STATUS, "unknown"), dict(r.data.params), metrics,
                          iters, value if _finite(value) else None, history,
                          [k for k in r.data.tags.get("lmgan.searched", "").split(",") if k]))
     return out
@@ -240,7 +240,7 @@ def _importances(study, dists: dict) -> tuple[dict | None, str, str]:
             warnings.simplefilter("ignore")
             imp = optuna.importance.get_param_importances(study, evaluator=evaluator, params=varied)
     except Exception as e:
-        return None, f"Optuna could not compute importances ({str(e).splitlines()[0][:200]}).", ""
+        return None, f"Optuna could not compute importances ({first_line(e, 200)}).", ""
     return {k: float(v) for k, v in imp.items()}, "", name
 
 
@@ -311,7 +311,7 @@ def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict, str]:
     try:
         infos = [f for f in c.list_artifacts(trial.run_id, "samples") if not f.is_dir]
     except Exception as e:
-        return {}, f"its samples could not be listed ({str(e).splitlines()[0][:160]})"
+        return {}, f"its samples could not be listed ({first_line(e, 160)})"
     latest = {}
     for f in infos:
         m = SAMPLE_RE.search(f.path)
@@ -332,7 +332,7 @@ def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict, str]:
             _copy(local, files / name)
             out[kind] = (name, it)
         except Exception as e:
-            notes.append(f"{path} could not be downloaded ({str(e).splitlines()[0][:160]})")
+            notes.append(f"{path} could not be downloaded ({first_line(e, 160)})")
     return out, "; ".join(notes)
 
 
@@ -402,7 +402,7 @@ def write_report(experiment: str, out: Path, tracking_uri: str, sweep: str | Non
     try:
         return _write(c, experiment, out, tracking_uri, sweep)
     except MlflowException as e:
-        raise LmganError(f"MLflow at {tracking_uri}: {str(e).splitlines()[0][:200]}") from None
+        raise LmganError(f"MLflow at {tracking_uri}: {first_line(e, 200)}") from None
 
 
 def _write(c, experiment: str, out: Path, uri: str, sweep: str | None) -> Path:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from lmgan import atomic
-from lmgan.errors import LmganError
+from lmgan.errors import LmganError, first_line
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPACE = REPO / "sweeps" / "spaces" / "default.yaml"
@@ -259,7 +259,7 @@ def run(args) -> int:
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=args.verbose > 0)
     except ConnectionError as e:
-        raise LmganError(f"--address {address}: cannot connect to Ray ({str(e).splitlines()[0]})") from None
+        raise LmganError(f"--address {address}: cannot connect to Ray ({first_line(e)})") from None
     try:
         if args.resume:   # the trials keep the resources they were planned with
             for key in ("cpus_per_trial", "gpus_per_trial"):

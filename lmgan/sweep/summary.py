@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lmgan.errors import first_line
 from lmgan.sweep import tracking
 from lmgan.sweep.trainable import CKPT_FILE
 
@@ -98,9 +99,9 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
 def _settle(c, run, status, error, objective, value, best_iter, ckpt) -> None:
     rid, tags = run.info.run_id, run.data.tags
     try:
-        if status == "errored" and "lmgan.error" not in tags:
-            c.set_tag(rid, "lmgan.error", str(error).splitlines()[0][:500] if str(error) else repr(error))
-        c.set_tag(rid, "lmgan.status", status)
+        if status == "errored" and tracking.ERROR not in tags:
+            c.set_tag(rid, tracking.ERROR, first_line(error, 500))
+        c.set_tag(rid, tracking.STATUS, status)
         if value is not None and math.isfinite(value):
             c.log_metric(rid, f"best_{objective}", value, step=best_iter)
         if ckpt is not None and tags.get("lmgan.best_ckpt_iter") != str(best_iter):
@@ -109,7 +110,7 @@ def _settle(c, run, status, error, objective, value, best_iter, ckpt) -> None:
                 c.log_artifact(rid, str(Path(tmp) / "best.pt"), "checkpoints")
             c.set_tag(rid, "lmgan.best_ckpt_iter", str(best_iter))
         if run.info.status not in ("FINISHED", "FAILED", "KILLED"):  # keep the trial's own end time
-            c.set_terminated(rid, "FAILED" if status == "errored" else "FINISHED")
+            c.set_terminated(rid, tracking.end_status(status))
     except Exception as e:
         print(f"search: could not settle MLflow run {rid} ({e})", file=sys.stderr)
 

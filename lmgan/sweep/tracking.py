@@ -25,10 +25,16 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lmgan.errors import LmganError
+from lmgan.errors import LmganError, first_line
 
 ROLE, SWEEP, TRIAL_ID = "lmgan.role", "lmgan.sweep", "lmgan.trial_id"
 PARENT = "mlflow.parentRunId"
+STATUS, ERROR = "lmgan.status", "lmgan.error"   # a trial's own status and, if errored, why
+
+
+def end_status(status: str) -> str:
+    """The MLflow run status a trial ends with: errored → FAILED; finished, stopped → FINISHED."""
+    return "FAILED" if status == "errored" else "FINISHED"
 
 
 def default_uri(runs_dir: Path) -> str:
@@ -69,7 +75,7 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         try:
             client(uri).search_experiments(max_results=1)
         except Exception as e:  # a driver or migration error, named in one line
-            raise LmganError(f"MLflow store {uri}: {str(e).splitlines()[0][:200]}") from None
+            raise LmganError(f"MLflow store {uri}: {first_line(e, 200)}") from None
     else:
         raise LmganError(f"--tracking-uri {uri}: unsupported scheme {scheme!r}")
 
@@ -145,12 +151,12 @@ class TrialRun:
         if run is None:
             run = self.c.create_run(experiment_id, run_name=trial_id, tags={
                 PARENT: parent_run_id, ROLE: "trial", SWEEP: sweep, TRIAL_ID: trial_id,
-                "lmgan.searched": ",".join(searched), "lmgan.status": "running"})
+                "lmgan.searched": ",".join(searched), STATUS: "running"})
             log_params(self.c, run.info.run_id, params)
             self.resumed = False
         else:
             self.c.update_run(run.info.run_id, status="RUNNING")
-            self.c.set_tag(run.info.run_id, "lmgan.status", "running")
+            self.c.set_tag(run.info.run_id, STATUS, "running")
             self.resumed = True
         self.run_id = run.info.run_id
         # A restarted trial repeats the iterations after its last checkpoint; what it logged of
@@ -193,14 +199,14 @@ class TrialRun:
                 self.pending_files.pop(0)
             return True
         except Exception as e:
-            print(f"lmgan: MLflow logging failed, will retry ({str(e).splitlines()[0][:160]})",
+            print(f"lmgan: MLflow logging failed, will retry ({first_line(e, 160)})",
                   file=sys.stderr)
             return False
 
     def fail(self, reason: str, config: dict) -> None:
         """An errored trial: the reason and the config that hit it, on the run itself."""
         try:
-            self.c.set_tag(self.run_id, "lmgan.error", reason)
+            self.c.set_tag(self.run_id, ERROR, reason)
             self.c.log_dict(self.run_id, config, "error_config.yaml")
         except Exception:
             pass
@@ -212,7 +218,7 @@ class TrialRun:
         last results are worth waiting for a tracking server's restart."""
         self.flush(final_wait_s())
         try:
-            self.c.set_tag(self.run_id, "lmgan.status", status)
-            self.c.set_terminated(self.run_id, "FAILED" if status == "errored" else "FINISHED")
+            self.c.set_tag(self.run_id, STATUS, status)
+            self.c.set_terminated(self.run_id, end_status(status))
         except Exception as e:
             print(f"lmgan: could not close MLflow run {self.run_id}: {e}", file=sys.stderr)

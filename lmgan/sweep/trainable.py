@@ -21,6 +21,7 @@ import torch
 
 from lmgan import atomic
 from lmgan.config import Config, apply_overrides, validate
+from lmgan.errors import first_line
 from lmgan.training import checkpoint
 from lmgan.training.loop import LOSSES, Trainer, write_run_config
 from lmgan.sweep.tracking import final_wait_s
@@ -193,7 +194,7 @@ def _reason(e: BaseException) -> str:
     """The one line recorded on an errored trial's run. Running out of memory reads the same
     on the GPU (torch.OutOfMemoryError) and the CPU (the allocator's RuntimeError)."""
     if is_out_of_memory(e):
-        return f"out of memory ({str(e).splitlines()[0][:300] if str(e) else e.__class__.__name__})"
-    text = str(e).splitlines()[0] if str(e) else ""
+        return f"out of memory ({first_line(e, 300)})"
+    text = first_line(e) if str(e).strip() else ""
     return f"{e.__class__.__name__}: {text}"[:500]
 
