@@ -32,12 +32,12 @@ class VideoPrediction(nn.Module):
     """x [B, T, C, N, N] + state → (out_t = a_t ⊙ x_t + (1 - a_t) ⊙ x'_t, new_state).
 
     How it runs (``impl="paired"``, the default): a - cell is its + cell mirrored, so it is run
-    as the + cell on mirrored input and mirrored state. Each axis' pair is then one dense
-    convolution over a doubled batch with the kernel cropped to its non-zero half (K × (K//2+1),
-    padded on one side only): no grouped convolution, no multiplications by masked zeros.
-    The input gates of the whole window are three such convolutions (h pair, v pair, centred),
-    the loop over T does three small ones for the hidden gates, and one 1×1 convolution reads
-    all frames out. ``impl="grouped"`` is the earlier formulation (one masked convolution for
+    as the + cell on mirrored input and mirrored state. Each axis' pair is then one dense,
+    masked K×K convolution over a doubled batch: no grouped convolution (oneDNN's backward of
+    one is slow). The kernel is not cropped to its non-zero half: oneDNN has no fast path for
+    K×(K//2+1) kernels, and the cropped form ran slower. The input gates of the whole window
+    are three such convolutions (h pair, v pair, centred), the loop over T does three small
+    ones for the hidden gates, and one 1×1 convolution reads all frames out. ``impl="grouped"`` is the earlier formulation (one masked convolution for
     all cells' input gates, one grouped convolution per step), kept for the benchmark.
     """
 
@@ -124,9 +124,9 @@ class VideoPrediction(nn.Module):
         ctr = self.kernel // 2
         frames = x.reshape(b * t, c, n, n)
 
-        # Per group (h pair, v pair, centred): the hidden kernel, the padding that makes the
-        # cropped kernel causal along its axis, how the - cell's frame is mirrored (dim), and
-        # its input gates for all frames, [g*B, T, 3P, N, N] with g = 2 for a pair.
+        # Per group (h pair, v pair, centred): the hidden kernel and bias, the axis the - cell's
+        # frame is mirrored along (None: no pair), and the input gates of all frames,
+        # [g*B, T, 3P, N, N] with g = 2 for a pair.
         groups = []
         if self.directional:
             for s, mask, dim in (("h", self.mask_h, -1), ("v", self.mask_v, -2)):
@@ -145,14 +145,8 @@ class VideoPrediction(nn.Module):
         steps = [g[3].unbind(1) for g in groups]   # unbind: one stack in backward, not T zero-fills
         for i in range(t):
             for j, (wh, bh, _, _) in enumerate(groups):
-                h = hs[j]
-                gh = F.conv2d(h, wh, bh, padding=ctr)
-                xr, xz, xn = steps[j][i].chunk(3, 1)
-                hr, hz, hn = gh.chunk(3, 1)
-                r = torch.sigmoid(xr + hr)
-                z = torch.sigmoid(xz + hz)
-                cand = torch.tanh(xn + r * hn)
-                hs[j] = cand + z * (h - cand)          # (1 - z) * cand + z * h, one op fewer
+                gh = F.conv2d(hs[j], wh, bh, padding=ctr)
+                hs[j] = _gru_update(steps[j][i].chunk(3, 1), gh.chunk(3, 1), hs[j])
                 outs[j].append(hs[j])
 
         # Back to the image frame, cells in CELLS order, for the read-out and the carried state.
@@ -165,10 +159,7 @@ class VideoPrediction(nn.Module):
             else:
                 parts += [seq[:b], seq[b:].flip(dim)]
                 last += [h[:b], h[b:].flip(dim)]
-        ro = self.readout(torch.cat(parts, 2).view(b * t, nc * c, n, n))
-        xp, a = ro[:, :c], torch.sigmoid(ro[:, c:])
-        out = xp + a * (frames - xp)
-        return out.view(b, t, c, n, n), torch.cat(last, 1)
+        return self._read_out(torch.cat(parts, 2), frames).view(b, t, c, n, n), torch.cat(last, 1)
 
     def _forward_grouped(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         b, t, c, n, _ = x.shape
@@ -180,14 +171,24 @@ class VideoPrediction(nn.Module):
         hs = []
         for gxi in gx.unbind(1):
             gh = F.conv2d(h, wh, bh, padding=pad, groups=nc).view(b, nc, 3, c, n, n)
-            xr, xz, xn = gxi.unbind(2)
-            hr, hz, hn = gh.unbind(2)
-            r = torch.sigmoid(xr + hr)
-            z = torch.sigmoid(xz + hz)
-            cand = torch.tanh(xn + r * hn)
-            h = (cand + z * (h.reshape(b, nc, c, n, n) - cand)).view(b, nc * c, n, n)
+            h = _gru_update(gxi.unbind(2), gh.unbind(2), h.reshape(b, nc, c, n, n)).view(b, nc * c, n, n)
             hs.append(h)
-        ro = self.readout(torch.stack(hs, 1).view(b * t, nc * c, n, n))
+        return self._read_out(torch.stack(hs, 1), frames).view(b, t, c, n, n), h
+
+    def _read_out(self, states: Tensor, frames: Tensor) -> Tensor:
+        """states [B, T, n_cells*P, N, N] (cells in CELLS order), frames [B*T, C, N, N] →
+        a ⊙ x + (1 - a) ⊙ x' per frame, [B*T, C, N, N]."""
+        c, n = frames.shape[1], frames.shape[-1]
+        ro = self.readout(states.reshape(-1, self.n_cells * c, n, n))
         xp, a = ro[:, :c], torch.sigmoid(ro[:, c:])
-        out = xp + a * (frames - xp)
-        return out.view(b, t, c, n, n), h
+        return xp + a * (frames - xp)
+
+
+def _gru_update(x_gates, h_gates, h: Tensor) -> Tensor:
+    """PyTorch's GRU cell from its input and hidden pre-activations (r, z, n):
+    (1 - z) ⊙ tanh(x_n + r ⊙ h_n) + z ⊙ h, written with one op fewer."""
+    (xr, xz, xn), (hr, hz, hn) = x_gates, h_gates
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    cand = torch.tanh(xn + r * hn)
+    return cand + z * (h - cand)
