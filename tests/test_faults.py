@@ -125,27 +125,41 @@ def _mlflow_server(port, store, artifacts):
     raise AssertionError("mlflow server did not start")
 
 
+def _tracked_sweep(cluster, clip, runs, port, name, *extra):
+    """A one-trial sweep of 40 iterations logging to the MLflow server at `port`."""
+    return subprocess.Popen([*SEARCH, "--address", cluster["address"], "--runs-dir", str(runs), *TINY,
+                             "--video", str(clip), "--trials", "1", "--max-iters", "40",
+                             "--grace-iters", "40", "--eval-every", "5", "--name", name,
+                             "--tracking-uri", f"http://127.0.0.1:{port}", *extra],
+                            env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(check, what, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            found = check()
+        except Exception:
+            continue
+        if found:
+            return found
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _evaluated_trial(store):
+    _, _, trials = runs_of(store, "lmgan-clip6s")
+    return trials[0] if trials and "ssim" in trials[0].data.metrics else None
+
+
 def test_tracking_server_down_mid_sweep_loses_nothing(ray_cluster, sweep_clip, tmp_path):
     from conftest import free_port
     port = free_port()
     store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
     server = _mlflow_server(port, store, artifacts)
-    uri = f"http://127.0.0.1:{port}"
-    driver = subprocess.Popen([*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path), *TINY,
-                               "--video", str(sweep_clip), "--trials", "1", "--max-iters", "40",
-                               "--grace-iters", "40", "--eval-every", "5", "--name", "outage",
-                               "--tracking-uri", uri],
-                              env=ray_cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = _tracked_sweep(ray_cluster, sweep_clip, tmp_path, port, "outage")
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            time.sleep(0.5)
-            try:
-                _, _, trials = runs_of(store, "lmgan-clip6s")
-            except Exception:
-                continue
-            if trials and "ssim" in trials[0].data.metrics:
-                break
+        _wait_for(lambda: _evaluated_trial(store), "the first evaluation")
         os.killpg(server.pid, signal.SIGKILL)          # the tracking server goes away mid-trial
         server.wait()
         time.sleep(8)                                   # training goes on meanwhile
@@ -158,3 +172,37 @@ def test_tracking_server_down_mid_sweep_loses_nothing(ray_cluster, sweep_clip, t
     assert len(trials) == 1 and trials[0].data.tags["lmgan.status"] == "finished"
     steps = [m.step for m in c.get_metric_history(trials[0].info.run_id, "ssim")]
     assert steps == list(range(5, 41, 5)), steps        # nothing lost, nothing twice
+
+
+def test_trial_gone_while_the_server_is_down_loses_nothing_it_reported(ray_cluster, sweep_clip, tmp_path):
+    """Like a trial that ASHA stops during an outage (Tune tears it down within seconds), a
+    trial whose process dies then cannot send its queue: the driver's summary sends what was
+    saved beside its last reported checkpoint, once the server is back."""
+    from conftest import free_port
+    port = free_port()
+    store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
+    server = _mlflow_server(port, store, artifacts)
+    driver = _tracked_sweep(ray_cluster, sweep_clip, tmp_path, port, "gone", "--max-failures", "0")
+    try:
+        trial = _wait_for(lambda: _evaluated_trial(store), "the first evaluation")
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        pid = int(trial.data.tags["lmgan.pid"])
+        c, _, _ = runs_of(store, "lmgan-clip6s")
+        sent = max(m.step for m in c.get_metric_history(trial.info.run_id, "ssim"))
+        trial_dir = tmp_path / "sweeps" / "gone"
+        _wait_for(lambda: sorted(trial_dir.glob("*/checkpoint_*/mlflow_unsent")),
+                           "a checkpoint reported during the outage")
+        os.kill(pid, signal.SIGKILL)                    # gone before it could send its queue
+        server = _mlflow_server(port, store, artifacts)
+        out, _ = driver.communicate(timeout=600)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+    assert "left unsent" in out, out[-3000:]
+    c, _, trials = runs_of(store, "lmgan-clip6s")
+    assert len(trials) == 1 and trials[0].data.tags["lmgan.status"] == "errored"
+    rid = trials[0].info.run_id
+    steps = [m.step for m in c.get_metric_history(rid, "ssim")]
+    assert steps == list(range(5, steps[-1] + 1, 5)) and steps[-1] > sent, steps   # nothing lost, nothing twice
+    samples = [p.name for p in artifacts.rglob(f"{rid}/artifacts/samples/*.mp4")]
+    assert f"iter_{steps[-1]:07d}.mp4" in samples, samples   # the outage's files too

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lmgan.errors import first_line
+from lmgan.errors import LmganError, first_line
 from lmgan.sweep import tracking
 from lmgan.sweep.trainable import CKPT_FILE
 
@@ -39,6 +39,10 @@ def _best(result, objective: str, mode: str):
 
 def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> int:
     objective, mode = plan["objective"], plan["mode"]
+    try:      # a tracking server that is down now may be back soon: settling is worth a wait
+        tracking.wait_reachable(uri, tracking.final_wait_s())
+    except LmganError as e:
+        print(f"search: {e}; the trials' MLflow runs are left as they are", file=sys.stderr)
     c = tracking.client(uri)
     exp, parent = state["experiment_id"], state["parent_run_id"]
     # fit() also returns when the driver is interrupted (Ctrl-C): then some trials neither
@@ -58,6 +62,8 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
             status = "interrupted" if interrupted else "stopped"
         value, best_iter, ckpt = _best(r, objective, mode)
         run = tracking.find_run(c, exp, **{tracking.PARENT: parent, tracking.TRIAL_ID: trial})
+        if run is not None and r.checkpoint is not None:
+            _send_unsent(c, run.info.run_id, r.checkpoint)
         if run is not None and status != "interrupted":
             _settle(c, run, status, r.error, objective, value, best_iter, ckpt)
         rows.append({"trial": trial, "status": status, "iter": reached, objective: value,
@@ -94,6 +100,24 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
               f"--resume --name {state['name']}", file=sys.stderr)
         return 130
     return 0 if counts["finished"] + counts["stopped"] else 1
+
+
+def _send_unsent(c, run_id: str, latest) -> None:
+    """What the trial's process could not send before it ended (an ASHA stop or a lost node
+    while MLflow was down) was saved beside its last reported checkpoint: send it now."""
+    import pyarrow.fs
+    try:      # look before fetching: on cloud storage as_directory() downloads the checkpoint
+        info = latest.filesystem.get_file_info(f"{latest.path}/{tracking.UNSENT}")
+        if info.type == pyarrow.fs.FileType.NotFound:
+            return
+        with latest.as_directory() as d:
+            n = tracking.send_unsent(c, run_id, Path(d))
+        if n:
+            print(f"search: sent {n} metric values that trial run {run_id} had left unsent",
+                  file=sys.stderr)
+    except Exception as e:
+        print(f"search: could not send what run {run_id} left unsent ({first_line(e, 200)})",
+              file=sys.stderr)
 
 
 def _settle(c, run, status, error, objective, value, best_iter, ckpt) -> None:

@@ -19,7 +19,9 @@ Layout (lmgan report and the tests read it):
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from lmgan.errors import LmganError, first_line
 ROLE, SWEEP, TRIAL_ID = "lmgan.role", "lmgan.sweep", "lmgan.trial_id"
 PARENT = "mlflow.parentRunId"
 STATUS, ERROR = "lmgan.status", "lmgan.error"   # a trial's own status and, if errored, why
+UNSENT = "mlflow_unsent"     # folder beside a reported checkpoint: what MLflow had not received
 
 
 def end_status(status: str) -> str:
@@ -78,6 +81,21 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
             raise LmganError(f"MLflow store {uri}: {first_line(e, 200)}") from None
     else:
         raise LmganError(f"--tracking-uri {uri}: unsupported scheme {scheme!r}")
+
+
+def wait_reachable(uri: str, wait_s: float) -> None:
+    """Wait up to `wait_s` for a tracking server that is down (the end of a sweep is worth it)."""
+    deadline, said = time.monotonic() + wait_s, False
+    while True:
+        try:
+            return check_reachable(uri, timeout=5.0)
+        except LmganError as e:
+            if time.monotonic() > deadline:
+                raise
+            if not said:
+                print(f"search: {e}; waiting up to {wait_s:.0f} s for it", file=sys.stderr)
+                said = True
+            time.sleep(5.0)
 
 
 def ensure_experiment(uri: str, video: str, artifact_root: Path | None) -> str:
@@ -203,6 +221,38 @@ class TrialRun:
                   file=sys.stderr)
             return False
 
+    def save_unsent(self, folder: Path) -> None:
+        """Put what MLflow has not received yet beside a checkpoint about to be reported.
+
+        The trial's process may be gone before it can send it: Tune tears a trial that ASHA
+        stops down within seconds, a lost node at once. A restart takes it back (`take_back`),
+        and the driver's summary sends what the last checkpoint still holds (`send_unsent`).
+        """
+        if not (self.pending or self.pending_files):
+            return
+        out = Path(folder) / UNSENT
+        files = []
+        for i, (path, art_folder) in enumerate(dict.fromkeys(self.pending_files)):
+            if Path(path).is_file():
+                dst = out / str(i) / Path(path).name
+                dst.parent.mkdir(parents=True)
+                _link_or_copy(path, dst)
+                files.append([str(dst.relative_to(out)), art_folder])
+        out.mkdir(exist_ok=True)
+        metrics = [[m.key, m.value, m.timestamp, m.step] for m in self.pending]
+        (out / "unsent.json").write_text(json.dumps({"metrics": metrics, "files": files}))
+
+    def take_back(self, folder: Path, keep_in: Path) -> None:
+        """A restarted trial queues again what its previous process left unsent at `folder`
+        (a restored checkpoint; its files are copied to `keep_in`, which outlives it)."""
+        metrics, files = _read_unsent(self.c, self.run_id, folder)
+        for rel, art_folder in files:
+            dst = Path(keep_in) / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(folder) / UNSENT / rel, dst)
+            self.pending_files.append((str(dst), art_folder))
+        self.pending = metrics + self.pending
+
     def fail(self, reason: str, config: dict) -> None:
         """An errored trial: the reason and the config that hit it, on the run itself."""
         try:
@@ -222,3 +272,36 @@ class TrialRun:
             self.c.set_terminated(self.run_id, end_status(status))
         except Exception as e:
             print(f"lmgan: could not close MLflow run {self.run_id}: {e}", file=sys.stderr)
+
+
+def send_unsent(c, run_id: str, folder: Path) -> int:
+    """Send what a trial left unsent beside its checkpoint at `folder`; what MLflow already has
+    is skipped, so sending twice logs nothing twice. Returns the number of metric values sent."""
+    metrics, files = _read_unsent(c, run_id, folder)
+    for i in range(0, len(metrics), 500):
+        c.log_batch(run_id, metrics=metrics[i:i + 500], synchronous=True)
+    for rel, art_folder in files:       # the same artifact path twice is one file: no duplicates
+        c.log_artifact(run_id, str(Path(folder) / UNSENT / rel), art_folder)
+    return len(metrics)
+
+
+def _read_unsent(c, run_id: str, folder: Path) -> tuple[list, list]:
+    """(metrics MLflow does not have yet, [relative file, artifact folder]) saved at `folder`."""
+    from mlflow.entities import Metric
+    path = Path(folder) / UNSENT / "unsent.json"
+    if not path.is_file():
+        return [], []
+    saved = json.loads(path.read_text())
+    metrics = [Metric(k, v, ts, step) for k, v, ts, step in saved["metrics"]]
+    # Sending is in step order, per key: a value is in MLflow iff its step is at most the
+    # newest step MLflow has for that key (a batch cut by the outage leaves a prefix).
+    newest = {k: max((m.step for m in c.get_metric_history(run_id, k)), default=-1)
+              for k in {m.key for m in metrics}}
+    return [m for m in metrics if m.step > newest[m.key]], saved["files"]
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)           # no copy where the file system allows
+    except OSError:
+        shutil.copy2(src, dst)

@@ -119,6 +119,7 @@ class TuneEvents:
                 os.link(ckpt, Path(d) / CKPT_FILE)       # no copy where the file system allows
             except OSError:
                 shutil.copy2(ckpt, Path(d) / CKPT_FILE)
+            self.tracker.save_unsent(Path(d))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
@@ -162,6 +163,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
         if restored is not None:
             with restored.as_directory() as d:
                 trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
+                tracker.take_back(Path(d), run_dir / "unsent")
         events = TuneEvents(tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
         events.last_eval = _last_eval(trainer.history)
         trainer.callbacks.append(events)

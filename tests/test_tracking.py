@@ -1,0 +1,51 @@
+"""What a trial could not send to MLflow survives its process: saved beside the reported
+checkpoint, taken back by a restart, sent by the driver's summary, and never logged twice."""
+
+from lmgan.sweep import tracking
+
+
+def _trial(tmp_path, uri):
+    eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
+    parent = tracking.start_sweep_run(uri, eid, "s", {}, {}, {})
+    return eid, parent, tracking.TrialRun(uri, eid, parent, "s", "trial_0", {"lr_g": 1e-4}, ["lr_g"])
+
+
+def test_unsent_results_are_saved_with_the_checkpoint_and_sent_once(tmp_path):
+    uri = tracking.default_uri(tmp_path)
+    eid, parent, tr = _trial(tmp_path, uri)
+    tr.metrics({"ssim": 0.5, "loss_g_adv": 1.0}, 5)
+    assert tr.flush()                                       # sent while the server is up
+    sample = tmp_path / "iter_10.mp4"
+    sample.write_bytes(b"not really a video, but a file")
+    tr.metrics({"ssim": 0.6, "loss_g_adv": 0.9}, 10)        # the server is down from here
+    tr.artifact(sample, "samples")
+    tr.artifact(sample, "samples")                          # queued twice, saved once
+    ckpt = tmp_path / "checkpoint_000001"
+    ckpt.mkdir()
+    tr.save_unsent(ckpt)
+    sample.unlink()                                         # the trial's folder is gone with its node
+
+    c = tracking.client(uri)
+    assert tracking.send_unsent(c, tr.run_id, ckpt) == 2
+    assert tracking.send_unsent(c, tr.run_id, ckpt) == 0    # the driver twice, or after a restart
+    assert [(m.step, m.value) for m in c.get_metric_history(tr.run_id, "ssim")] == [(5, 0.5), (10, 0.6)]
+    assert [a.path for a in c.list_artifacts(tr.run_id, "samples")] == ["samples/iter_10.mp4"]
+
+    # A restarted trial takes back what is still unsent at its restored checkpoint.
+    tr.metrics({"ssim": 0.7}, 15)
+    ckpt2 = tmp_path / "checkpoint_000002"
+    ckpt2.mkdir()
+    tr.save_unsent(ckpt2)
+    again = tracking.TrialRun(uri, eid, parent, "s", "trial_0", {"lr_g": 1e-4}, ["lr_g"])
+    assert again.resumed and again.run_id == tr.run_id
+    again.take_back(ckpt2, tmp_path / "unsent")
+    assert [(m.key, m.step) for m in again.pending] == [("ssim", 15)]
+    assert again.flush()
+    assert [m.step for m in c.get_metric_history(tr.run_id, "ssim")] == [5, 10, 15]
+
+
+def test_nothing_unsent_writes_nothing(tmp_path):
+    _, _, tr = _trial(tmp_path, tracking.default_uri(tmp_path))
+    tr.save_unsent(tmp_path)
+    assert not (tmp_path / tracking.UNSENT).exists()
+    assert tracking.send_unsent(tr.c, tr.run_id, tmp_path) == 0
