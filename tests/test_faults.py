@@ -192,7 +192,7 @@ def test_trial_gone_while_the_server_is_down_loses_nothing_it_reported(ray_clust
         sent = max(m.step for m in c.get_metric_history(trial.info.run_id, "ssim"))
         trial_dir = tmp_path / "sweeps" / "gone"
         _wait_for(lambda: sorted(trial_dir.glob("*/checkpoint_*/mlflow_unsent")),
-                           "a checkpoint reported during the outage")
+                  "a checkpoint reported during the outage")
         os.kill(pid, signal.SIGKILL)                    # gone before it could send its queue
         server = _mlflow_server(port, store, artifacts)
         out, _ = driver.communicate(timeout=600)
