@@ -32,7 +32,8 @@ def _synthetic_data(cfg):
                      source="synthetic", cached=False)
 
 
-def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, impl: str = "fast") -> dict:
+def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, impl: str = "fast",
+            precision: str = "fp32") -> dict:
     """Iterations/s of Trainer.step at one size (warm-up excluded) and peak memory."""
     import torchvision
 
@@ -42,7 +43,8 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, im
     from lmgan.training.losses import PerceptualLoss
 
     cfg = validate(Config(image_size=size, seq_len=seq_len, batch=batch, device=device, lambda_pl=10.0,
-                          mfs=True, sac=True, acin=True, vp="dirconvgru", vp_kernel=3, impl=impl))
+                          mfs=True, sac=True, acin=True, vp="dirconvgru", vp_kernel=3, impl=impl,
+                          precision=precision))
     try:
         vgg, vgg_note = PerceptualLoss.from_config(""), "ImageNet"
     except LmganError:
@@ -71,7 +73,7 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, im
         peak, mem_kind = torch.cuda.max_memory_allocated(dev) / 2**20, "GPU allocated"
     else:
         peak, mem_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
-    return {"size": size, "impl": impl, "seq_len": seq_len, "batch": batch, "iters": n, "it_per_s": n / elapsed,
+    return {"size": size, "impl": impl, "precision": precision, "seq_len": seq_len, "batch": batch, "iters": n, "it_per_s": n / elapsed,
             "s_per_it": elapsed / n, "peak_mem_mib": round(peak, 1), "mem_kind": mem_kind, "vgg16": vgg_note}
 
 
@@ -199,24 +201,28 @@ def main(argv=None) -> int:
     p.add_argument("--skip-vp", action="store_true", help="do not time the DirConvGRU against its naive form")
     p.add_argument("--impl", nargs="+", default=["fast", "reference"], choices=["fast", "reference"],
                    help="step implementations to time side by side (Config.impl; default both)")
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                   help="Config.precision values to time, each with every --impl (bf16 autocast pays "
+                        "on GPUs; CPUs without bf16 units emulate it)")
     p.add_argument("--concurrent", type=int, nargs="+", metavar="N",
                    help="also run N copies of the fast step at once on the device (trials sharing a "
                         "GPU) and print their aggregate iterations/s, for each N")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     a = p.parse_args(argv)
     if a.one:
-        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device, a.impl[0])))
+        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device, a.impl[0], a.precision[0])))
         return 0
     rows, shared = [], []
     for size in [] if a.skip_train else a.sizes:
         for impl in a.impl:
-            if not a.json:
-                print(f"measuring {size}² ({impl}) ...", file=sys.stderr, flush=True)
-            rows.append(_run_one(a, size, impl, 1)[0])
+            for prec in a.precision:
+                if not a.json:
+                    print(f"measuring {size}² ({impl}, {prec}) ...", file=sys.stderr, flush=True)
+                rows.append(_run_one(a, size, impl, 1, prec)[0])
         for n in a.concurrent or []:
             if not a.json:
                 print(f"measuring {n} concurrent {size}² steps ...", file=sys.stderr, flush=True)
-            got = _run_one(a, size, "fast", n)
+            got = _run_one(a, size, "fast", n, a.precision[0])
             ok = [r for r in got if "error" not in r]
             shared.append({"size": size, "trials": n, "ok": len(ok),
                            "aggregate_it_per_s": sum(r["it_per_s"] for r in ok),
@@ -259,33 +265,35 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run_one(a, size: int, impl: str, copies: int) -> list[dict]:
+def _run_one(a, size: int, impl: str, copies: int, precision: str) -> list[dict]:
     """`copies` processes timing one size at once; each row or {"error": ...}."""
     cmd = [sys.executable, "-m", "lmgan.bench", "--one", str(size), "--seq-len", str(a.seq_len),
-           "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device, "--impl", impl]
+           "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device, "--impl", impl,
+           "--precision", precision]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(copies)]
     rows = []
     for proc in procs:
         out, err = proc.communicate()
         if proc.returncode < 0:   # SIGKILL from the kernel's OOM killer leaves no message
-            rows.append({"size": size, "impl": impl, "error": f"killed by signal {-proc.returncode} (out of memory?)"})
+            rows.append({"size": size, "impl": impl, "precision": precision, "error": f"killed by signal {-proc.returncode} (out of memory?)"})
         elif proc.returncode != 0:
-            rows.append({"size": size, "impl": impl, "error": (err.strip().splitlines() or ["failed"])[-1]})
+            rows.append({"size": size, "impl": impl, "precision": precision, "error": (err.strip().splitlines() or ["failed"])[-1]})
         else:
             rows.append(json.loads(out.strip().splitlines()[-1]))
     return rows
 
 
 def _print_train(rows: list[dict]) -> None:
-    print(f"{'size':>6} {'impl':>9} {'L':>4} {'B':>3} {'it/s':>8} {'s/it':>8} {'speed-up':>9} {'peak MiB':>10}  memory        VGG16")
-    ref = {r["size"]: r["s_per_it"] for r in rows if r.get("impl") == "reference" and "error" not in r}
+    print(f"{'size':>6} {'impl':>9} {'prec':>5} {'L':>4} {'B':>3} {'it/s':>8} {'s/it':>8} {'speed-up':>9} {'peak MiB':>10}  memory        VGG16")
+    ref = {r["size"]: r["s_per_it"] for r in rows
+           if r.get("impl") == "reference" and r["precision"] == "fp32" and "error" not in r}
     for r in rows:
         if "error" in r:
-            print(f"{r['size']:>5}² {r['impl']:>9} failed: {r['error']}")
+            print(f"{r['size']:>5}² {r['impl']:>9} {r['precision']:>5} failed: {r['error']}")
             continue
         up = f"{ref[r['size']] / r['s_per_it']:.2f}×" if r["size"] in ref else "—"
-        print(f"{r['size']:>5}² {r['impl']:>9} {r['seq_len']:>4} {r['batch']:>3} {r['it_per_s']:>8.3f} "
+        print(f"{r['size']:>5}² {r['impl']:>9} {r['precision']:>5} {r['seq_len']:>4} {r['batch']:>3} {r['it_per_s']:>8.3f} "
               f"{r['s_per_it']:>8.3f} {up:>9} {r['peak_mem_mib']:>10.0f}  {r['mem_kind']:<13} {r['vgg16']}")
 
 

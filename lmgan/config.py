@@ -62,6 +62,8 @@ class Config:
     device: str = "auto"           # auto | cpu | cuda | cuda:N
     impl: str = "fast"             # fast | reference: the step as first written (grouped-conv
                                    # DirConvGRU, one VGG pass over real+fake), for the benchmark
+    precision: str = "fp32"        # fp32 | bf16: training's forward passes under bf16 autocast
+                                   # (weights, optimiser state, losses stay fp32)
 
     # --- bookkeeping ---
     log_every: int = 50            # losses are read from the device only this often
@@ -84,10 +86,12 @@ class Config:
 
 # Keys that may change when a run is resumed: they do not touch the model or its data.
 RESUMABLE_KEYS = {"iters", "log_every", "eval_every", "sample_every", "ckpt_every",
-                  "keep_checkpoints", "eval_metrics", "eval_windows", "device", "vgg_weights", "impl"}
+                  "keep_checkpoints", "eval_metrics", "eval_windows", "device", "vgg_weights", "impl",
+                  "precision"}
 
 _CHOICES = {"feature": ("mel", "log-mel", "mfcc"), "vp": ("none", "convgru", "dirconvgru"),
-            "d_norm": ("batch", "instance", "layer", "none"), "impl": ("fast", "reference")}
+            "d_norm": ("batch", "instance", "layer", "none"), "impl": ("fast", "reference"),
+            "precision": ("fp32", "bf16")}
 _POSITIVE = ("seq_len", "rnn_layers", "noise_e", "g_channels", "d_channels", "max_channels",
              "batch", "iters", "sample_rate", "n_mels", "chunk_frames", "log_every", "eval_every",
              "sample_every", "ckpt_every", "keep_checkpoints")

@@ -78,3 +78,22 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tiny_run, tmp_path
     assert checkpoint.load(run)["iteration"] == 25
     for p in checkpoint.all_checkpoints(folder):
         checkpoint.load(p)                                   # the cut file was rewritten whole
+
+
+def test_bf16_autocast_trains_resumes_in_fp32_and_tracks_fp32(tmp_path, demo_clip, vgg_path):
+    """precision=bf16 (on the CPU here, the GPU's option): same losses to bf16 accuracy at the
+    first step, states carried and checkpointed in fp32, and the run resumes in fp32."""
+    common = ["--video", demo_clip, "--preset", "tiny", "--set", "log_every=1", "--set", "iters=3",
+              "--set", "eval_every=100", "--set", "sample_every=100", "--set", "lambda_pl=10",
+              "--set", f"vgg_weights={vgg_path}"]
+    assert train_cli(*common, "--out", tmp_path / "fp32") == 0
+    assert train_cli(*common, "--out", tmp_path / "bf16", "--set", "precision=bf16") == 0
+    full, half = history(tmp_path / "fp32")[0], history(tmp_path / "bf16")[0]
+    assert half["loss_pl"] == pytest.approx(full["loss_pl"], rel=0.05)
+    assert all(torch.isfinite(torch.tensor(v)) for r in history(tmp_path / "bf16")
+               for k, v in r.items() if k.startswith("loss_"))
+    ck = checkpoint.load(checkpoint.latest(checkpoint.ckpt_dir(tmp_path / "bf16")))
+    assert ck["state"]["vp"].dtype == torch.float32
+    assert all(s.dtype == torch.float32 for s in ck["state"]["motion"])
+    assert train_cli("--resume", tmp_path / "bf16", "--set", "iters=5", "--set", "precision=fp32") == 0
+    assert [r["iter"] for r in history(tmp_path / "bf16")] == [1, 2, 3, 4, 5]

@@ -134,7 +134,7 @@ class _SkipCritic(nn.Module):
             img = pool(img, k)
             h = h + F.leaky_relu(rgb(img), 0.2)
         h = F.leaky_relu(self.head(h), 0.2)
-        return self.fc(h.flatten(1)).squeeze(1)
+        return self.fc(h.flatten(1)).squeeze(1).float()   # scores in fp32 under autocast too
 
 
 class ImageCritic(_SkipCritic):

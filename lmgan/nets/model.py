@@ -47,12 +47,12 @@ class ListenAndMove(nn.Module):
         return frames, {"motion": motion_state, "vp": vp_state}
 
 
-def detach_state(state: State, keep: torch.Tensor | None = None) -> State:
+def detach_state(state: State, keep: torch.Tensor | None = None, dtype: torch.dtype | None = None) -> State:
     """Cut the graph between windows (truncated BPTT); keep [B] (0/1) zeroes restarted streams."""
     def cut(x, batch_dim):
         if x is None:
             return None
-        x = x.detach()
+        x = x.detach() if dtype is None else x.detach().to(dtype)
         if keep is not None:
             shape = [1] * x.dim()
             shape[batch_dim] = -1

@@ -10,6 +10,7 @@ except every `log_every` iterations.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -69,6 +70,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        if cfg.precision == "bf16" and self.device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            print("lmgan: warning: precision=bf16 on a CPU without bf16 instructions is emulated and "
+                  "several times slower than fp32; it is meant for GPUs", file=sys.stderr)
 
         self.model = ListenAndMove(cfg).to(self.device)
         self.model.set_feature_stats(*(s.to(self.device) for s in data.feature_stats()))
@@ -108,7 +112,10 @@ class Trainer:
         if any(reset):
             keep = torch.tensor([0.0 if r else 1.0 for r in reset]).to(dev, non_blocking=True)
             self.state = detach_state(self.state, keep)
-        fake, state = self.model.generate(feats, self.state)
+        amp = self._autocast
+        with amp():
+            fake, state = self.model.generate(feats, self.state)
+        fake = fake.float()
 
         # Critics: one random frame index per step (same t for real and fake) for D_I; whole
         # windows for D_V, which must also score a frame-shuffled real window as fake.
@@ -116,26 +123,33 @@ class Trainer:
         real_t, fake_t = real.index_select(1, t).squeeze(1), fake.index_select(1, t).squeeze(1)
         shuffled = real.index_select(1, torch.randperm(cfg.seq_len, device=dev))
         fake_d, fake_t_d = fake.detach(), fake_t.detach()
-        loss_di = self.d_image(fake_t_d).mean() - self.d_image(real_t).mean()
-        loss_dv = 0.5 * (self.d_video(fake_d).mean() + self.d_video(shuffled).mean()) - self.d_video(real).mean()
-        gp = gradient_penalty(self.d_image, real_t, fake_t_d) + gradient_penalty(self.d_video, real, fake_d)
+        with amp():
+            loss_di = self.d_image(fake_t_d).mean() - self.d_image(real_t).mean()
+            loss_dv = 0.5 * (self.d_video(fake_d).mean() + self.d_video(shuffled).mean()) - self.d_video(real).mean()
+        gp = (gradient_penalty(self.d_image, real_t, fake_t_d, amp)
+              + gradient_penalty(self.d_video, real, fake_d, amp))
         self.opt_d.zero_grad(set_to_none=True)
         (loss_di + loss_dv + cfg.lambda_gp * gp).backward(inputs=self.d_params)
         self.opt_d.step()
 
-        g_adv = -self.d_image(fake_t).mean() - self.d_video(fake).mean()
-        zero = g_adv.new_zeros(())
-        pl = (self.perceptual(fake.flatten(0, 1), real.flatten(0, 1), split=cfg.impl == "fast")
-              if self.perceptual else zero)
+        with amp():
+            g_adv = -self.d_image(fake_t).mean() - self.d_video(fake).mean()
+            zero = g_adv.new_zeros(())
+            pl = (self.perceptual(fake.flatten(0, 1), real.flatten(0, 1), split=cfg.impl == "fast")
+                  if self.perceptual else zero)
         l1 = (fake - real).abs().mean() if cfg.lambda_l1 > 0 else zero
         self.opt_g.zero_grad(set_to_none=True)
         (g_adv + cfg.lambda_pl * pl + cfg.lambda_l1 * l1).backward(inputs=self.g_params)
         self.opt_g.step()
 
-        self.state = detach_state(state)
-        self._loss_sum += torch.stack([loss_di, loss_dv, gp, g_adv, pl, l1]).detach()
+        self.state = detach_state(state, dtype=torch.float32)   # carried in fp32 under autocast too
+        self._loss_sum += torch.stack([loss_di, loss_dv, gp, g_adv, pl, l1]).detach().float()
         self._loss_n += 1
         self.iteration += 1
+
+    def _autocast(self):
+        """bf16 autocast of a forward pass when cfg.precision is bf16 (a no-op context otherwise)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     # ----------------------------------------------------------------------------- the loop
     def run(self, progress: bool = True) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -11,11 +13,15 @@ from lmgan import weights
 from lmgan.errors import LmganError
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """E[(‖∇D(x̂)‖₂ − 1)²] on random interpolates x̂ between real and fake samples."""
-    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    score = critic(mixed)
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     autocast=contextlib.nullcontext) -> torch.Tensor:
+    """E[(‖∇D(x̂)‖₂ − 1)²] on random interpolates x̂ between real and fake samples. `autocast`
+    covers the critic's forward pass only: the gradient is taken outside it (PyTorch's AMP
+    recipe for gradient penalties)."""
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=torch.float32)
+    mixed = (eps * real + (1 - eps) * fake).float().requires_grad_(True)
+    with autocast():
+        score = critic(mixed)
     (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
 
