@@ -39,16 +39,16 @@ def _best(result, objective: str, mode: str):
 
 def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> int:
     objective, mode = plan["objective"], plan["mode"]
-    try:      # a tracking server that is down now may be back soon: settling is worth a wait
-        tracking.wait_reachable(uri, tracking.final_wait_s())
-    except LmganError as e:
-        print(f"search: {e}; the trials' MLflow runs are left as they are", file=sys.stderr)
-    c = tracking.client(uri)
-    exp, parent = state["experiment_id"], state["parent_run_id"]
     # fit() also returns when the driver is interrupted (Ctrl-C): then some trials neither
     # ended nor errored, and a trial short of max_iters may be stopped or merely paused.
     interrupted = (len(results) < plan["trials"]
                    or results.num_terminated + results.num_errors < len(results))
+    try:      # a tracking server that is down now may be back soon: settling is worth a wait
+        tracking.wait_reachable(uri, 0.0 if interrupted else tracking.final_wait_s())
+    except LmganError as e:
+        print(f"search: {e}; the trials' MLflow runs are left as they are", file=sys.stderr)
+    c = tracking.client(uri)
+    exp, parent = state["experiment_id"], state["parent_run_id"]
     rows = []
     for r in results:
         trial = Path(r.path).name
