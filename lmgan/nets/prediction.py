@@ -37,8 +37,9 @@ class VideoPrediction(nn.Module):
     one is slow). The kernel is not cropped to its non-zero half: oneDNN has no fast path for
     K×(K//2+1) kernels, and the cropped form ran slower. The input gates of the whole window
     are three such convolutions (h pair, v pair, centred), the loop over T does three small
-    ones for the hidden gates, and one 1×1 convolution reads all frames out. ``impl="grouped"`` is the earlier formulation (one masked convolution for
-    all cells' input gates, one grouped convolution per step), kept for the benchmark.
+    ones for the hidden gates, and one 1×1 convolution reads all frames out.
+    ``impl="grouped"`` is the earlier formulation (one masked convolution for all cells' input
+    gates, one grouped convolution per step), kept for the benchmark.
     """
 
     def __init__(self, channels: int, kernel: int = 3, directional: bool = True,

@@ -3,9 +3,9 @@ test's reference for lmgan.nets.prediction.VideoPrediction (same parameters, sam
 
 Frame by frame and cell by cell; a directional K×K kernel, whose non-zero entries are the centre
 line and one side, is applied as its K//2 + 1 lines (K×1 columns for h±, 1×K rows for v±), each
-its own convolution, shifted into place and summed. The fast layer instead runs one masked
-convolution over all cells' input gates for the whole window and one grouped convolution per
-step for the hidden gates.
+its own convolution, shifted into place and summed. The fast layer instead runs each axis'
+pair of cells as one dense masked convolution over a doubled batch (the - cell on mirrored
+input), the input gates for the whole window at once.
 """
 
 from __future__ import annotations

@@ -207,8 +207,7 @@ class TrialRun:
 
     def _send(self) -> bool:
         try:
-            for i in range(0, len(self.pending), 500):
-                self.c.log_batch(self.run_id, metrics=self.pending[i:i + 500], synchronous=True)
+            _log_metrics(self.c, self.run_id, self.pending)
             self.pending = []
             while self.pending_files:
                 path, folder = self.pending_files[0]
@@ -236,7 +235,7 @@ class TrialRun:
             if Path(path).is_file():
                 dst = out / str(i) / Path(path).name
                 dst.parent.mkdir(parents=True)
-                _link_or_copy(path, dst)
+                link_or_copy(path, dst)
                 files.append([str(dst.relative_to(out)), art_folder])
         out.mkdir(exist_ok=True)
         metrics = [[m.key, m.value, m.timestamp, m.step] for m in self.pending]
@@ -278,11 +277,15 @@ def send_unsent(c, run_id: str, folder: Path) -> int:
     """Send what a trial left unsent beside its checkpoint at `folder`; what MLflow already has
     is skipped, so sending twice logs nothing twice. Returns the number of metric values sent."""
     metrics, files = _read_unsent(c, run_id, folder)
-    for i in range(0, len(metrics), 500):
-        c.log_batch(run_id, metrics=metrics[i:i + 500], synchronous=True)
+    _log_metrics(c, run_id, metrics)
     for rel, art_folder in files:       # the same artifact path twice is one file: no duplicates
         c.log_artifact(run_id, str(Path(folder) / UNSENT / rel), art_folder)
     return len(metrics)
+
+
+def _log_metrics(c, run_id: str, metrics: list) -> None:
+    for i in range(0, len(metrics), 500):      # MLflow's limit per log_batch is 1000
+        c.log_batch(run_id, metrics=metrics[i:i + 500], synchronous=True)
 
 
 def _read_unsent(c, run_id: str, folder: Path) -> tuple[list, list]:
@@ -300,7 +303,8 @@ def _read_unsent(c, run_id: str, folder: Path) -> tuple[list, list]:
     return [m for m in metrics if m.step > newest[m.key]], saved["files"]
 
 
-def _link_or_copy(src, dst) -> None:
+def link_or_copy(src, dst) -> None:
+    """Put `src` at `dst` as a hard link where the file system allows, else as a copy."""
     try:
         os.link(src, dst)           # no copy where the file system allows
     except OSError:

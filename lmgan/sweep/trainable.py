@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from lmgan.config import Config, apply_overrides, validate
 from lmgan.errors import first_line
 from lmgan.training import checkpoint
 from lmgan.training.loop import LOSSES, Trainer, write_run_config
-from lmgan.sweep.tracking import final_wait_s
+from lmgan.sweep.tracking import final_wait_s, link_or_copy
 from lmgan.weights import cache_dir
 
 CKPT_FILE = "ckpt.pt"
@@ -115,10 +114,7 @@ class TuneEvents:
         from ray import tune
         metrics = {"iter": iteration, "it_per_s": self.it_per_s, **self.last_eval}
         with tempfile.TemporaryDirectory(dir=self.run_dir) as d:
-            try:
-                os.link(ckpt, Path(d) / CKPT_FILE)       # no copy where the file system allows
-            except OSError:
-                shutil.copy2(ckpt, Path(d) / CKPT_FILE)
+            link_or_copy(ckpt, Path(d) / CKPT_FILE)
             self.tracker.save_unsent(Path(d))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
