@@ -1,5 +1,6 @@
 """Bad input: a one-line error naming the problem, exit code 2, no traceback, nothing touched."""
 
+import os
 import subprocess
 import sys
 
@@ -194,3 +195,28 @@ def test_first_line_of_an_exception():
     assert first_line(RuntimeError("boom\n  at frame 1\n  at frame 2")) == "boom"
     assert first_line(ConnectionResetError()) == "ConnectionResetError"   # no text: no IndexError
     assert first_line(ValueError("x" * 50), 10) == "x" * 10
+
+
+def test_torchaudio_that_does_not_load_into_torch_is_one_line(tmp_path):
+    """A hand-upgraded torch or torchaudio (torchaudio 2.11.1 over torch 2.11.0 raises exactly this
+    chain in torch.ops.load_library): one line naming both versions and the pip command that repairs
+    it. The broken torchaudio is a stand-in package shadowing the real one, with its own version."""
+    site = tmp_path / "site"
+    (site / "torchaudio").mkdir(parents=True)
+    (site / "torchaudio" / "__init__.py").write_text(
+        "try:\n"
+        "    raise OSError('/x/libtorchaudio.so: undefined symbol: torch_exception_get_what_without_backtrace')\n"
+        "except OSError as e:\n"
+        "    raise OSError('Could not load this library: /x/libtorchaudio.so') from e\n")
+    (site / "torchaudio-2.11.1.dist-info").mkdir()
+    (site / "torchaudio-2.11.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torchaudio\nVersion: 2.11.1\n")
+    r = subprocess.run([sys.executable, "-m", "lmgan", "train", "--video", str(tmp_path / "x.mp4"),
+                        "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)})
+    from importlib.metadata import version
+    assert_one_line(r.returncode, r.stderr.strip(),
+                    "torchaudio 2.11.1 does not load into torch " + version("torch"),
+                    "undefined symbol: torch_exception_get_what_without_backtrace",
+                    "pip install torch==2.11.0 torchaudio==2.11.0 torchvision==0.26.0")
+    assert not (tmp_path / "run").exists()

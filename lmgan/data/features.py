@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchaudio
 
 from lmgan.config import Config
+from lmgan.torch_trio import import_torchaudio
+
+torchaudio = import_torchaudio()
 
 
 class SoundFeatures:
