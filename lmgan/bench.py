@@ -1,7 +1,7 @@
 """`python -m lmgan.bench`: training-step speed and peak memory of the full model.
 
-Full model: MfS + SaC + acIN, DirConvGRU K=3, both critics, WGAN-GP, perceptual loss; L=32, B=1
-unless overridden. Each size runs in its own process so peak memory is that size's alone. Where
+Full model at the authors' widths (channel_base 4096): MfS + SaC + acIN, DirConvGRU K=3, both
+critics with D_V's shuffled term, WGAN-GP, relu2_2 perceptual loss; L=32, B=1 unless overridden. Each size runs in its own process so peak memory is that size's alone. Where
 the VGG16 weights are absent the step runs an identically shaped, randomly initialised VGG16
 (speed does not depend on weight values) and the output says so.
 """
@@ -32,8 +32,7 @@ def _synthetic_data(cfg):
                      source="synthetic", cached=False)
 
 
-def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, impl: str = "fast",
-            precision: str = "fp32") -> dict:
+def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, precision: str = "fp32") -> dict:
     """Iterations/s of Trainer.step at one size (warm-up excluded) and peak memory."""
     import torchvision
 
@@ -43,7 +42,7 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, im
     from lmgan.training.losses import PerceptualLoss
 
     cfg = validate(Config(image_size=size, seq_len=seq_len, batch=batch, device=device, lambda_pl=10.0,
-                          mfs=True, sac=True, acin=True, vp="dirconvgru", vp_kernel=3, impl=impl,
+                          mfs=True, sac=True, acin=True, vp="dirconvgru", vp_kernel=3,
                           precision=precision))
     try:
         vgg, vgg_note = PerceptualLoss.from_config(""), "ImageNet"
@@ -73,7 +72,7 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, im
         peak, mem_kind = torch.cuda.max_memory_allocated(dev) / 2**20, "GPU allocated"
     else:
         peak, mem_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
-    return {"size": size, "impl": impl, "precision": precision, "seq_len": seq_len, "batch": batch, "iters": n, "it_per_s": n / elapsed,
+    return {"size": size, "precision": precision, "seq_len": seq_len, "batch": batch, "iters": n, "it_per_s": n / elapsed,
             "s_per_it": elapsed / n, "peak_mem_mib": round(peak, 1), "mem_kind": mem_kind, "vgg16": vgg_note}
 
 
@@ -143,8 +142,7 @@ def measure_metrics(device: str, frames: int = 64, size: int = 128, seq_len: int
 
 def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str, seconds: float) -> dict:
     """DirConvGRU forward + backward at G's full-resolution shape for `size`: the layer as it runs
-    in G ("paired"), its earlier grouped-convolution form, and the naive formulation
-    (lmgan.nets.prediction_naive), all with the same parameters."""
+    in G and the naive formulation (lmgan.nets.prediction_naive), with the same parameters."""
     from lmgan.nets.prediction import VideoPrediction
     from lmgan.nets.prediction_naive import naive_forward
     from lmgan.training.loop import pick_device
@@ -156,15 +154,8 @@ def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str,
     state = vp.initial_state(1, size, dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    def with_impl(impl):
-        def run(a, b):
-            vp.impl = impl
-            return vp(a, b)
-        return run
-
     out = {}
-    for name, fn in (("fast", with_impl("paired")), ("grouped", with_impl("grouped")),
-                     ("naive", lambda a, b: naive_forward(vp, a, b))):
+    for name, fn in (("fast", vp), ("naive", lambda a, b: naive_forward(vp, a, b))):
         def once():
             y, h = fn(x, state)
             (y.square().mean() + h.square().mean()).backward()
@@ -176,9 +167,8 @@ def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str,
             sync()
             n += 1
         out[name] = (time.perf_counter() - t0) / n
-    vp.impl = "paired"
     return {"size": size, "channels": channels, "seq_len": seq_len, "kernel": kernel,
-            "fast_s": out["fast"], "grouped_s": out["grouped"], "naive_s": out["naive"],
+            "fast_s": out["fast"], "naive_s": out["naive"],
             "speedup": out["naive"] / out["fast"]}
 
 
@@ -199,30 +189,27 @@ def main(argv=None) -> int:
     p.add_argument("--skip-train", action="store_true", help="only time the metrics")
     p.add_argument("--skip-metrics", action="store_true", help="only time the training step")
     p.add_argument("--skip-vp", action="store_true", help="do not time the DirConvGRU against its naive form")
-    p.add_argument("--impl", nargs="+", default=["fast", "reference"], choices=["fast", "reference"],
-                   help="step implementations to time side by side (Config.impl; default both)")
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
-                   help="Config.precision values to time, each with every --impl (bf16 autocast pays "
+                   help="Config.precision values to time side by side (bf16 autocast pays "
                         "on GPUs; CPUs without bf16 units emulate it)")
     p.add_argument("--concurrent", type=int, nargs="+", metavar="N",
-                   help="also run N copies of the fast step at once on the device (trials sharing a "
+                   help="also run N copies of the step at once on the device (trials sharing a "
                         "GPU) and print their aggregate iterations/s, for each N")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     a = p.parse_args(argv)
     if a.one:
-        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device, a.impl[0], a.precision[0])))
+        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device, a.precision[0])))
         return 0
     rows, shared = [], []
     for size in [] if a.skip_train else a.sizes:
-        for impl in a.impl:
-            for prec in a.precision:
-                if not a.json:
-                    print(f"measuring {size}² ({impl}, {prec}) ...", file=sys.stderr, flush=True)
-                rows.append(_run_one(a, size, impl, 1, prec)[0])
+        for prec in a.precision:
+            if not a.json:
+                print(f"measuring {size}² ({prec}) ...", file=sys.stderr, flush=True)
+            rows.append(_run_one(a, size, 1, prec)[0])
         for n in a.concurrent or []:
             if not a.json:
                 print(f"measuring {n} concurrent {size}² steps ...", file=sys.stderr, flush=True)
-            got = _run_one(a, size, "fast", n, a.precision[0])
+            got = _run_one(a, size, n, a.precision[0])
             ok = [r for r in got if "error" not in r]
             shared.append({"size": size, "trials": n, "ok": len(ok),
                            "aggregate_it_per_s": sum(r["it_per_s"] for r in ok),
@@ -234,10 +221,10 @@ def main(argv=None) -> int:
     metric_rows = [] if a.skip_metrics else measure_metrics(a.device)
     if not (a.skip_vp or a.json):
         print("timing the DirConvGRU layer against its naive formulation ...", file=sys.stderr, flush=True)
-    vp_rows = [] if a.skip_vp else [measure_vp(s, 16, a.seq_len, 3, a.device, min(a.seconds, 10.0))
+    vp_rows = [] if a.skip_vp else [measure_vp(s, min(512, 4096 // s), a.seq_len, 3, a.device, min(a.seconds, 10.0))
                                     for s in a.sizes if s <= 128]
     result = {"device": device_name(a.device), "torch": torch.__version__,
-              "model": "full (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, perceptual)", "results": rows,
+              "model": "full, authors' widths (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, relu2_2 perceptual)", "results": rows,
               "shared_device": shared, "metrics": metric_rows, "dirconvgru": vp_rows}
     if a.json:
         print(json.dumps(result, indent=2))
@@ -260,15 +247,15 @@ def main(argv=None) -> int:
         print("\nDirConvGRU forward + backward (K=3, B=1), the layer against its naive formulation")
         for r in vp_rows:
             print(f"  {r['size']:>4}² C={r['channels']} T={r['seq_len']}:  fast {r['fast_s'] * 1000:8.1f} ms   "
-                  f"grouped (earlier) {r['grouped_s'] * 1000:8.1f} ms   naive {r['naive_s'] * 1000:8.1f} ms   "
+                  f"naive {r['naive_s'] * 1000:8.1f} ms   "
                   f"fast is {r['speedup']:.1f}× the naive")
     return 0
 
 
-def _run_one(a, size: int, impl: str, copies: int, precision: str) -> list[dict]:
+def _run_one(a, size: int, copies: int, precision: str) -> list[dict]:
     """`copies` processes timing one size at once; each row or {"error": ...}."""
     cmd = [sys.executable, "-m", "lmgan.bench", "--one", str(size), "--seq-len", str(a.seq_len),
-           "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device, "--impl", impl,
+           "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device,
            "--precision", precision]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(copies)]
@@ -276,25 +263,24 @@ def _run_one(a, size: int, impl: str, copies: int, precision: str) -> list[dict]
     for proc in procs:
         out, err = proc.communicate()
         if proc.returncode < 0:   # SIGKILL from the kernel's OOM killer leaves no message
-            rows.append({"size": size, "impl": impl, "precision": precision, "error": f"killed by signal {-proc.returncode} (out of memory?)"})
+            rows.append({"size": size, "precision": precision, "error": f"killed by signal {-proc.returncode} (out of memory?)"})
         elif proc.returncode != 0:
-            rows.append({"size": size, "impl": impl, "precision": precision, "error": (err.strip().splitlines() or ["failed"])[-1]})
+            rows.append({"size": size, "precision": precision, "error": (err.strip().splitlines() or ["failed"])[-1]})
         else:
             rows.append(json.loads(out.strip().splitlines()[-1]))
     return rows
 
 
 def _print_train(rows: list[dict]) -> None:
-    print(f"{'size':>6} {'impl':>9} {'prec':>5} {'L':>4} {'B':>3} {'it/s':>8} {'s/it':>8} {'speed-up':>9} {'peak MiB':>10}  memory        VGG16")
-    ref = {r["size"]: r["s_per_it"] for r in rows
-           if r.get("impl") == "reference" and r["precision"] == "fp32" and "error" not in r}
+    print(f"{'size':>6} {'prec':>5} {'L':>4} {'B':>3} {'it/s':>8} {'s/it':>8} {'vs fp32':>8} {'peak MiB':>10}  memory        VGG16")
+    fp32 = {r["size"]: r["s_per_it"] for r in rows if r["precision"] == "fp32" and "error" not in r}
     for r in rows:
         if "error" in r:
-            print(f"{r['size']:>5}² {r['impl']:>9} {r['precision']:>5} failed: {r['error']}")
+            print(f"{r['size']:>5}² {r['precision']:>5} failed: {r['error']}")
             continue
-        up = f"{ref[r['size']] / r['s_per_it']:.2f}×" if r["size"] in ref else "—"
-        print(f"{r['size']:>5}² {r['impl']:>9} {r['precision']:>5} {r['seq_len']:>4} {r['batch']:>3} {r['it_per_s']:>8.3f} "
-              f"{r['s_per_it']:>8.3f} {up:>9} {r['peak_mem_mib']:>10.0f}  {r['mem_kind']:<13} {r['vgg16']}")
+        up = f"{fp32[r['size']] / r['s_per_it']:.2f}×" if r["size"] in fp32 else "—"
+        print(f"{r['size']:>5}² {r['precision']:>5} {r['seq_len']:>4} {r['batch']:>3} {r['it_per_s']:>8.3f} "
+              f"{r['s_per_it']:>8.3f} {up:>8} {r['peak_mem_mib']:>10.0f}  {r['mem_kind']:<13} {r['vgg16']}")
 
 
 if __name__ == "__main__":

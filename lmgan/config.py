@@ -42,8 +42,11 @@ class Config:
     acin: bool = True              # audio-conditional instance norm
     vp: str = "dirconvgru"         # none | convgru | dirconvgru
     vp_kernel: int = 3             # K, odd
-    g_channels: int = 16           # generator channels at the outermost layer
-    d_channels: int = 16           # critic channels at the outermost layer
+    # Channels at a layer of resolution r: min(max_channels, channel_base // r), the authors' rule
+    # at every size (16 at 256², 32 at 128², 64 at 64²). Smaller bases give narrower networks than
+    # the paper's (the CPU demo and tiny presets use them).
+    g_channel_base: int = 4096     # G's blocks and its prediction layer (P = C)
+    d_channel_base: int = 4096     # both critics
     max_channels: int = 512
     d_norm: str = "batch"          # batch | instance | layer | none
 
@@ -60,8 +63,6 @@ class Config:
     vgg_weights: str = ""          # explicit path to torchvision's VGG16 ImageNet state dict
     seed: int = 0
     device: str = "auto"           # auto | cpu | cuda | cuda:N
-    impl: str = "fast"             # fast | reference: the step as first written (grouped-conv
-                                   # DirConvGRU, one VGG pass over real+fake), for the benchmark
     precision: str = "fp32"        # fp32 | bf16: training's forward passes under bf16 autocast
                                    # (weights, optimiser state, losses stay fp32)
 
@@ -86,13 +87,11 @@ class Config:
 
 # Keys that may change when a run is resumed: they do not touch the model or its data.
 RESUMABLE_KEYS = {"iters", "log_every", "eval_every", "sample_every", "ckpt_every",
-                  "keep_checkpoints", "eval_metrics", "eval_windows", "device", "vgg_weights", "impl",
-                  "precision"}
+                  "keep_checkpoints", "eval_metrics", "eval_windows", "device", "vgg_weights", "precision"}
 
 _CHOICES = {"feature": ("mel", "log-mel", "mfcc"), "vp": ("none", "convgru", "dirconvgru"),
-            "d_norm": ("batch", "instance", "layer", "none"), "impl": ("fast", "reference"),
-            "precision": ("fp32", "bf16")}
-_POSITIVE = ("seq_len", "rnn_layers", "noise_e", "g_channels", "d_channels", "max_channels",
+            "d_norm": ("batch", "instance", "layer", "none"), "precision": ("fp32", "bf16")}
+_POSITIVE = ("seq_len", "rnn_layers", "noise_e", "g_channel_base", "d_channel_base", "max_channels",
              "batch", "iters", "sample_rate", "n_mels", "chunk_frames", "log_every", "eval_every",
              "sample_every", "ckpt_every", "keep_checkpoints")
 
@@ -123,6 +122,9 @@ def validate(cfg: Config) -> Config:
             bad(key, "must be in [0, 1)")
     if not 0 < cfg.train_frac < 1:
         bad("train_frac", "must be between 0 and 1")
+    for key in ("g_channel_base", "d_channel_base"):
+        if getattr(cfg, key) < s:
+            bad(key, f"must be at least image_size ({s}): channels at r are channel_base // r")
     if cfg.vp_kernel < 1 or cfg.vp_kernel % 2 == 0:
         bad("vp_kernel", "must be a positive odd kernel size (3, 5, 7, ...)")
     if cfg.dilation_base < 1:

@@ -162,7 +162,7 @@ def test_stream_without_a_declared_frame_rate_is_placed_by_its_timestamps(tmp_pa
 def test_checkpoint_whose_config_does_not_match_its_weights(capsys, tmp_path, bad_files, tiny_run):
     from lmgan.training import checkpoint
     ck = checkpoint.load(tiny_run)
-    ck["config"]["g_channels"] = 8
+    ck["config"]["g_channel_base"] = 256
     ck.pop("format"), ck.pop("version")
     checkpoint.save(tmp_path / "mismatch.pt", ck)
     rc, err = run(capsys, "render", "--quiet", "--checkpoint", tmp_path / "mismatch.pt", "--audio",

@@ -70,13 +70,13 @@ def test_diverging_trial_errors_with_its_reason_and_the_sweep_goes_on(ray_cluste
 def test_trial_out_of_memory_errors_with_the_reason_and_its_config(ray_cluster, sweep_clip, tmp_path):
     """A configuration too big for the machine: the allocator refuses it (on the CPU here; on a
     GPU torch.OutOfMemoryError, mapped the same way), that trial errors, the others finish."""
-    r, c, trials = _sweep_over(ray_cluster, sweep_clip, tmp_path, "g_channels: {choice: [8, 4194304]}\n", 5,
+    r, c, trials = _sweep_over(ray_cluster, sweep_clip, tmp_path, "g_channel_base: {choice: [256, 134217728]}\n", 5,
                                "oom", "--set", "max_channels=4194304")
-    status = {t.data.params["g_channels"]: t.data.tags["lmgan.status"] for t in trials}
-    assert status.get("4194304") == "errored" and status.get("8") == "finished", status
+    status = {t.data.params["g_channel_base"]: t.data.tags["lmgan.status"] for t in trials}
+    assert status.get("134217728") == "errored" and status.get("256") == "finished", status
     assert r.returncode == 0, r.stderr[-3000:]
     for t in trials:
-        if t.data.params["g_channels"] == "4194304":
+        if t.data.params["g_channel_base"] == "134217728":
             assert t.data.tags["lmgan.error"].startswith("out of memory"), t.data.tags["lmgan.error"]
             assert t.info.status == "FAILED"
             files = [a.path for a in c.list_artifacts(t.info.run_id)]

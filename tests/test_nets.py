@@ -17,7 +17,7 @@ F_, E, B, T, S = 8, 2, 2, 6, 16
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 M = F_ + E
-SMALL = dict(channels=4, max_channels=16)
+SMALL = dict(channel_base=64, max_channels=16)   # 4 channels at 16²
 
 
 @pytest.fixture(autouse=True)
@@ -220,10 +220,36 @@ def test_generator_shapes(sac, acin, vp, k):
 
 
 def test_generator_channels():
+    """ch(r) = min(512, 4096 / r) at every size, the prediction layer at G's outermost width."""
     g = Generator(128, 64, 66)
-    assert g.c4 == 512 and g.to_rgb.in_channels == 16 and len(g.blocks) == 5
-    assert [b.conv1.out_channels for b in g.blocks] == [256, 128, 64, 32, 16]
+    assert g.c4 == 512 and g.to_rgb.in_channels == 32 and len(g.blocks) == 5
+    assert [b.conv1.out_channels for b in g.blocks] == [512, 256, 128, 64, 32]
+    assert g.vp.channels == 32
+    assert Generator(64, 64, 66).to_rgb.in_channels == 64
+    assert Generator(256, 64, 66, vp="none").to_rgb.in_channels == 16
     assert len(Generator(256, 64, 66, vp="none").blocks) == 6
+
+
+# The authors' full model (their modules.py: GenNet with sound_route rnngen, 3 motion layers,
+# cond_gen, vid_pred dir, residual G; skip critics), counted by instantiating their code.
+AUTHORS_PARAMS = {128: {"R": 79_596, "G": 8_347_567, "D_I": 9_432_065, "D_V": 28_269_569},
+                  256: {"R": 79_596, "G": 8_274_657, "D_I": 9_446_145, "D_V": 28_311_297}}
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_parameter_counts_match_the_authors(size):
+    from lmgan.config import Config
+    from lmgan.nets.model import ListenAndMove, build_critics
+
+    cfg = Config(image_size=size)
+    model = ListenAndMove(cfg)
+    d_i, d_v = build_critics(cfg)
+    count = {"R": model.motion, "G": model.generator, "D_I": d_i, "D_V": d_v}
+    for name, net in count.items():
+        ours = sum(p.numel() for p in net.parameters())
+        assert abs(ours / AUTHORS_PARAMS[size][name] - 1) < 0.02, (name, ours, AUTHORS_PARAMS[size][name])
+    for name in ("R", "D_I", "D_V"):   # same layers, so the same count exactly
+        assert sum(p.numel() for p in count[name].parameters()) == AUTHORS_PARAMS[size][name], name
 
 
 def _feat_grad(sac, acin):
@@ -252,7 +278,7 @@ def test_generator_feature_routing(sac, acin):
 
 def test_generator_acin_only_through_norms():
     g = Generator(S, F_, M, sac=False, acin=True, vp="none", **SMALL)
-    assert g.fmt.in_features == M
+    assert g.fmt.in_channels == M
     with torch.no_grad():
         for name, p in g.named_parameters():
             if "affine" in name:
@@ -267,9 +293,26 @@ def test_generator_acin_only_through_norms():
 @pytest.mark.parametrize("norm", ["batch", "instance", "layer", "none"])
 def test_critic_shapes(norm):
     di = ImageCritic(S, norm=norm, **SMALL)
-    assert di(torch.randn(3, 3, S, S)).shape == (3,)
+    assert di(torch.randn(3, 3, S, S)).shape == (3, 16)            # one score per 4×4 patch
     dv = VideoCritic(S, T, norm=norm, **SMALL)
-    assert dv(torch.randn(3, T, 3, S, S)).shape == (3,)
+    assert dv(torch.randn(3, T, 3, S, S)).shape == (3, 16)         # time 6 → 3 → 1
+
+
+def test_critic_layout_is_the_authors():
+    """Pool first, then both convs at the lower resolution, ch(r) → ch(r/2) → ch(r/2); one 1×1
+    from-RGB per block input; a 1×1 head to one score per patch."""
+    d = ImageCritic(128)
+    assert len(d.blocks) == 5 and len(d.from_rgb) == 5
+    assert [(b[0].in_channels, b[0].out_channels, b[3].out_channels) for b in d.blocks] == \
+        [(32, 64, 64), (64, 128, 128), (128, 256, 256), (256, 512, 512), (512, 512, 512)]
+    assert [c.out_channels for c in d.from_rgb] == [32, 64, 128, 256, 512]
+    assert d.head.kernel_size == (1, 1) and d.head.out_channels == 1
+    seen = []
+    hooks = [b[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape[-1])) for b in d.blocks]
+    d(torch.randn(1, 3, 128, 128))
+    assert seen == [64, 32, 16, 8, 4]        # each block's first conv runs after the pooling
+    for h in hooks:
+        h.remove()
 
 
 def test_video_critic_time_schedule():
@@ -277,8 +320,8 @@ def test_video_critic_time_schedule():
     assert time_factors(2, 3) == [2, 1, 1]  # time stops at 1
     assert time_factors(32, 2) == [2, 2]  # blocks run out first: 8 frames reach the head
     assert time_factors(32, 5) == [2] * 5
-    for s, t in [(32, 2), (16, 32), (32, 1)]:
-        assert VideoCritic(s, t, **SMALL)(torch.randn(2, t, 3, s, s)).shape == (2,)
+    for s, t, patches in [(32, 2, 16), (16, 32, 8 * 16), (32, 1, 16)]:
+        assert VideoCritic(s, t, **SMALL)(torch.randn(2, t, 3, s, s)).shape == (2, patches)
     with pytest.raises(ValueError):
         VideoCritic(S, T, **SMALL)(torch.randn(2, T + 1, 3, S, S))
 
@@ -291,7 +334,7 @@ def test_critics_support_gradient_penalty(norm):
         (g,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)
         ((g.flatten(1).norm(dim=1) - 1) ** 2).mean().backward()
         for name, p in d.named_parameters():
-            if name != "fc.bias":  # a constant offset does not change the input gradient
+            if name != "head.bias":  # a constant offset does not change the input gradient
                 assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
@@ -322,10 +365,11 @@ def test_cpu_conv3d_path_equals_reference_conv3d():
     from lmgan.nets.critics import Conv3d
 
     torch.manual_seed(0)
-    fast = Conv3d(5, 7, 3, padding=1)
+    k = 3
+    fast = Conv3d(5, 7, k, padding=k // 2)
     x = torch.randn(2, 5, 6, 8, 8, requires_grad=True)
     y = fast(x)
-    ref = torch.nn.functional.conv3d(x, fast.weight, fast.bias, padding=1)
+    ref = torch.nn.functional.conv3d(x, fast.weight, fast.bias, padding=k // 2)
     assert torch.allclose(y, ref, atol=1e-5)
     g1 = torch.autograd.grad(y.square().sum(), [x, fast.weight])
     g2 = torch.autograd.grad(ref.square().sum(), [x, fast.weight])

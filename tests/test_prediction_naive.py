@@ -1,5 +1,4 @@
-"""The DirConvGRU as it runs in G ("paired") and its earlier grouped form equal the naive
-formulation (the benchmark's baseline): outputs, carried state and gradients, for both variants
+"""The DirConvGRU as it runs in G equals the naive formulation (the benchmark's baseline): outputs, carried state and gradients, for both variants
 and several kernel sizes."""
 
 import pytest
@@ -9,11 +8,10 @@ from lmgan.nets.prediction import VideoPrediction
 from lmgan.nets.prediction_naive import naive_forward
 
 
-@pytest.mark.parametrize("impl", ["paired", "grouped"])
 @pytest.mark.parametrize("directional, kernel", [(True, 3), (True, 5), (False, 3), (True, 1)])
-def test_fast_equals_naive(directional, kernel, impl, one_thread):
+def test_fast_equals_naive(directional, kernel, one_thread):
     torch.manual_seed(0)
-    vp = VideoPrediction(4, kernel, directional=directional, impl=impl).double()
+    vp = VideoPrediction(4, kernel, directional=directional).double()
     with torch.no_grad():   # non-trivial biases and read-out, so every term is exercised
         for p in vp.parameters():
             if p.dim() == 1:

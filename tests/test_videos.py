@@ -16,6 +16,9 @@ from lmgan.errors import LmganError
 from lmgan.sweep import videos
 
 FIVE = ["cello", "demo", "drums", "quintet", "talking-head"]
+# The authors' boxes (DESIGN §6) as lmgan crops, with the frame size each was made for.
+BOXES = {"cello": ([650, 400, 600, 600], (1920, 1080)), "quintet": ([290, 0, 720, 720], (1280, 720)),
+         "drums": ([30, 0, 720, 720], (1280, 720)), "talking-head": ([500, 0, 1080, 1080], (1920, 1080))}
 DEMO_SWEEP = {"objective": "ssim", "trials": 4, "max_iters": 180, "grace_iters": 60, "eval_every": 60}
 
 
@@ -37,6 +40,24 @@ def clip(tmp_path_factory):
     tone = np.where(t >= 1.5, 0.3 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
     write_video(path, frames, 25, audio=np.stack([tone, tone]), sample_rate=44100)
     return path
+
+
+@pytest.fixture(scope="module")
+def sized(tmp_path_factory):
+    """size → a real 2-frame mp4 of that frame size (written once per size)."""
+    folder, made = tmp_path_factory.mktemp("sized"), {}
+
+    def get(width: int, height: int):
+        if (width, height) not in made:
+            made[width, height] = folder / f"{width}x{height}.mp4"
+            write_video(made[width, height], np.zeros((2, height, width, 3), np.uint8), 25)
+        return made[width, height]
+    return get
+
+
+def place(data, name: str, src):
+    data.mkdir(exist_ok=True)
+    (data / f"{name}.mp4").write_bytes(src.read_bytes())
 
 
 def registry(tmp_path, monkeypatch, text: str):
@@ -67,6 +88,10 @@ def test_shipped_registry_has_the_five_videos():
     assert {reg[n]["preset"] for n in ("cello", "quintet", "drums", "talking-head")} == {"paper-128"}
     assert reg["demo"]["preset"] == "demo" and reg["demo"]["sweep"] == DEMO_SWEEP
     assert all(reg[n]["crop"] is None and reg[n]["file"] == f"{n}.mp4" for n in FIVE)
+    assert reg["quintet"]["authors_box"] == {"ltrb": [290, 0, 1010, 720], "frame": [1280, 720]}
+    assert {n: (videos.ltrb_to_xywh(reg[n]["authors_box"]["ltrb"]), tuple(reg[n]["authors_box"]["frame"]))
+            for n in BOXES} == BOXES
+    assert reg["demo"]["authors_box"] is None
 
 
 def test_unknown_name_lists_the_known_ones():
@@ -85,6 +110,11 @@ def test_unknown_name_lists_the_known_ones():
     ("{url: 'https://x.org/a.mp4', start: 5, end: 2}", "end must be"),
     ("{url: 'https://x.org/a.mp4', crop: [0, 0, 0, 10]}", "crop must be"),
     ("{url: 'https://x.org/a.mp4', preset: nope}", "unknown preset"),
+    ("{url: 'https://x.org/a.mp4', authors_box: {ltrb: [0, 0, 10, 10]}}", "authors_box must be"),
+    ("{url: 'https://x.org/a.mp4', authors_box: {ltrb: [0, 0, 1300, 720], frame: [1280, 720]}}",
+     "not a box inside its 1280x720 frame"),
+    ("{url: 'https://x.org/a.mp4', crop: [0, 0, 9, 9], authors_box: {ltrb: [0, 0, 9, 9], frame: [9, 9]}}",
+     "not both"),
 ])
 def test_bad_registry_entries_are_refused(tmp_path, monkeypatch, entry, match):
     path = registry(tmp_path, monkeypatch, f"videos:\n  evil: {entry}\n")
@@ -216,3 +246,81 @@ def test_demo_needs_no_registry_file(tmp_path, monkeypatch, data, clip):
     v = videos.resolve("demo")
     assert v.path == data / "demo.mp4" and v.preset == "demo"
     one_line_error(videos.resolve, "cello", match="video registry not found")
+
+
+# --- the authors' crop boxes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BOXES))
+def test_a_file_of_the_boxes_frame_size_gets_the_authors_box(data, sized, capsys, name):
+    crop, (width, height) = BOXES[name]
+    place(data, name, sized(width, height))
+    assert videos.resolve(name).crop == crop
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"{name}: crop {crop} (x, y, w, h): the authors' box"), err
+    assert f"made for {width}x{height} frames" in err and "--set crop=" in err
+
+
+@pytest.mark.parametrize("name, size, crop", [
+    ("quintet", (640, 360), [145, 0, 360, 360]),      # what a single-file YouTube download may be
+    ("quintet", (1920, 1080), [435, 0, 1080, 1080]),  # larger: scaled, not the 1280x720 numbers
+    ("cello", (1280, 720), [433, 267, 400, 400]),
+])
+def test_a_scaled_copy_gets_the_box_scaled(data, sized, capsys, name, size, crop):
+    place(data, name, sized(*size))
+    assert videos.resolve(name).crop == crop
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{name}: crop {crop} (x, y, w, h): the authors' box"), err
+    assert f"scaled to this file's {size[0]}x{size[1]}" in err
+
+
+@pytest.mark.parametrize("name, size", [
+    ("drums", (720, 1280)),      # same pixels, turned
+    ("quintet", (720, 720)),     # another shape
+])
+def test_other_frame_shapes_get_the_centred_square(data, sized, capsys, name, size):
+    place(data, name, sized(*size))
+    assert videos.resolve(name).crop is None
+    err = capsys.readouterr().err.strip()
+    made = "x".join(map(str, BOXES[name][1]))
+    assert err.startswith(f"{name}: crop: centred square, not the authors' box: the file is "
+                          f"{size[0]}x{size[1]}, the box was made for {made} frames"), err
+    assert videos.resolve(name, quiet=True).crop is None and capsys.readouterr().err == ""
+
+
+def test_a_video_without_a_box_says_so(data, clip, capsys):
+    place(data, "demo", clip)
+    assert videos.resolve("demo").crop is None
+    assert capsys.readouterr().err.startswith("demo: crop: centred square (the registry has no authors' box")
+
+
+def test_fetch_says_which_crop_it_will_use(tmp_path, monkeypatch, data, clip, capsys):
+    registry(tmp_path, monkeypatch, f"""videos:
+  fits: {{url: '{clip.as_uri()}', authors_box: {{ltrb: [8, 0, 56, 48], frame: [64, 48]}}}}
+  other: {{url: '{clip.as_uri()}', authors_box: {{ltrb: [0, 0, 96, 96], frame: [128, 128]}}}}
+  broken: {{url: '{clip.as_uri()}', authors_box: {{ltrb: [8, 0, 56, 48], frame: [64, 48]}}}}
+""")
+    data.mkdir()
+    (data / "broken.mp4").write_bytes(b"not a video")  # present already: fetch keeps it
+    assert videos.fetch_main(["fits", "other", "broken"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"fits: {data / 'fits.mp4'}" and len(out) == 6
+    assert out[1].startswith("fits: crop [8, 0, 48, 48] (x, y, w, h): the authors' box (left, top, "
+                             "right, bottom [8, 0, 56, 48]), made for 64x48 frames like this file's")
+    assert out[3].startswith("other: crop: centred square, not the authors' box: the file is 64x48, "
+                             "the box was made for 128x128 frames")
+    assert out[5].startswith("broken: crop: centred square, not the authors' box: cannot read the file's frame size")
+
+
+def test_an_explicit_crop_wins_in_the_sweep(data, sized, capsys):
+    from lmgan.sweep import search
+
+    place(data, "quintet", sized(1280, 720))
+
+    def crop(*sets):
+        args = search.build_parser().parse_args(["--video", "quintet", *sets])
+        return search._plan(args)["fixed"]["crop"]
+
+    assert crop() == [290, 0, 720, 720]
+    assert crop("--set", "crop=0,0,100,100") == [0, 0, 100, 100]
+    assert "quintet: crop [290, 0, 720, 720] (x, y, w, h): the authors' box" in capsys.readouterr().err

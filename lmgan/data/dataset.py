@@ -25,7 +25,7 @@ from lmgan.data import media
 from lmgan.data.features import SoundFeatures
 from lmgan.errors import LmganError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: chunk-relative (gain-invariant) log-mel and mfcc
 
 
 @dataclass

@@ -1,5 +1,15 @@
 """Per-frame sound features (DESIGN §2): log-mel spectrogram chunks averaged over time.
 
+Gain invariance (as in the authors' converter.py, `librosa.power_to_db(chunk, ref=np.max)`):
+each chunk's dB is taken relative to the loudest power-mel value of that chunk (all its frames
+and bins) and floored 80 dB below it, then averaged over the chunk's frames, so every log-mel
+feature lies in [-80, 0] whatever the recording level. New sound at another volume (Table 2
+renders any sound) therefore lands inside the training range; absolute dB plus per-bin
+standardisation did not (DESIGN §2: -20 dB of gain moved every bin by ~2.5 training sd, white
+noise landed up to 31 sd outside). An all-zero chunk is 0 dB everywhere, as librosa makes it
+(both powers clamp to amin). `mfcc` is the DCT of that chunk-relative dB; `mel` stays absolute
+power.
+
 Alignment: spectrogram frame k is centred on sample k·hop of one global grid anchored at sample 0
 of the sound (time 0 = video frame 0). Video frame t at time t/fps takes the `chunk_frames`
 spectrogram frames centred on the grid point nearest t/fps (k_t - chunk/2 … k_t + chunk/2 - 1, so
@@ -34,8 +44,6 @@ class SoundFeatures:
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=self.sr, n_fft=self.n_fft, hop_length=self.hop, n_mels=cfg.n_mels,
             center=False, power=2.0)
-        # top_db=None: a clip-wide dB floor would make features depend on the rest of the file.
-        self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
         if self.kind == "mfcc":
             self.dct = torchaudio.functional.create_dct(cfg.n_mels, cfg.n_mels, norm="ortho")
 
@@ -68,13 +76,24 @@ class SoundFeatures:
         lo, hi = max(a, offset), min(b, offset + wave.numel())
         if hi > lo:
             seg[lo - a:hi - a] = wave[lo - offset:hi - offset]
-        feat = self.mel(seg)                                   # [F, k_hi - k_lo] power
-        if self.kind != "mel":
-            feat = self.to_db(feat)
-        if self.kind == "mfcc":
-            feat = self.dct.T @ feat
+        power = self.mel(seg)                                  # [F, k_hi - k_lo]
         idx = torch.as_tensor(k - k[0])[:, None] + torch.arange(self.chunk)
-        return feat[:, idx].mean(-1).T.contiguous()
+        chunks = power[:, idx].permute(1, 0, 2)                # [n, F, chunk]
+        if self.kind == "mel":
+            return chunks.mean(-1)
+        feat = chunk_db(chunks).mean(-1)                       # [n, F]
+        return feat @ self.dct if self.kind == "mfcc" else feat
+
+
+AMIN, TOP_DB = 1e-10, 80.0
+
+
+def chunk_db(power: torch.Tensor) -> torch.Tensor:
+    """Power [n, F, chunk] → dB relative to each chunk's maximum, floored at -TOP_DB (librosa's
+    power_to_db with ref=np.max, amin=1e-10, top_db=80 applied to each chunk on its own)."""
+    ref = power.amax(dim=(1, 2), keepdim=True)
+    db = 10 * torch.log10(power.clamp_min(AMIN) / ref.clamp_min(AMIN))
+    return db.clamp_min(-TOP_DB)
 
 
 def frame_count(n_samples: int, sample_rate: int, fps: float) -> int:

@@ -1,17 +1,20 @@
 """G, the residual generator with the video-prediction layer before to-RGB (DESIGN.md §3).
 
-Per frame: z_t (Z×1×1) → format layer → 4×4 → log2(S/4) up-sampling residual blocks → S×S with
-``channels`` channels → [video prediction over the window's T frames] → 1×1 conv + tanh.
+Per frame: z_t (Z×1×1) → format layer → 4×4 → log2(S/4) up-sampling residual blocks → S×S
+→ [video prediction over the window's T frames] → 1×1 conv + tanh. Channels at resolution r:
+min(max_channels, channel_base // r), the authors' rule (512 at 4²…8², 32 at 128² for 4096).
 All B*T frames of a batch of windows run through the convolutional part as one batch.
+As in the authors' code:
+- Format layer: z_t replicated over 4×4, conv3×3 (zero padding, so the border positions differ
+  from the centre), noise injection, LeakyReLU(0.2). Their format layer also batch-normalises
+  over the whole batch of frames; G's other norms are per frame, so this one has none.
+- acIN: one Linear(F → 2C) per block, shared by the block's two instance norms, applied as
+  x * (1 + gamma) + beta (the authors' x * gamma + beta starts near zero scale under the
+  N(0, 0.02) init; 1 + gamma starts at the plain instance norm). Without acIN the norms are
+  InstanceNorm2d(affine=True), i.e. unconditional, with the usual 1/0 affine init.
 Choices left open by the spec:
-- Format layer: Linear Z → C4*16, reshaped to [C4, 4, 4], then LeakyReLU(0.2) (so the first
-  block's conv does not compose linearly with it).
 - The block's 1×1 shortcut runs BEFORE the nearest ×2 upsample: a 1×1 conv commutes with
   nearest upsampling exactly, and this is 4× cheaper.
-- acIN: gamma and beta come from one Linear(F → 2C) per norm layer, weights N(0, 0.02) like the
-  other layers (so f_t conditions the norms from the first step), bias 0, applied as
-  x * (1 + gamma) + beta. Without acIN the norms are InstanceNorm2d(affine=True), i.e.
-  unconditional, with the usual 1/0 affine init.
 - Noise injection maps come from torch.randn (global RNG: a checkpointed RNG state reproduces
   a render); their per-channel scales start at 0.
 """
@@ -24,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import normal_init
+from . import channels_at, normal_init
 from .prediction import VideoPrediction
 
 __all__ = ["Generator", "NoiseInjection", "AudioConditionalNorm"]
@@ -45,26 +48,22 @@ class NoiseInjection(nn.Module):
 
 
 class AudioConditionalNorm(nn.Module):
-    """acIN: InstanceNorm2d(affine=False), then x * (1 + gamma(f_t)) + beta(f_t), per frame."""
+    """acIN of one block: gamma, beta = Linear(f_t); norm(x) = InstanceNorm(x) * (1 + gamma) + beta.
+    ``modulation(feats)`` is computed once per block and used by both of its norms."""
 
     def __init__(self, channels: int, feat_dim: int) -> None:
         super().__init__()
         self.channels = channels
         self.affine = nn.Linear(feat_dim, 2 * channels)
 
-    def forward(self, x: Tensor, feats: Tensor) -> Tensor:
+    def modulation(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         gamma, beta = self.affine(feats)[:, :, None, None].split(self.channels, 1)
-        return torch.addcmul(beta, F.instance_norm(x), 1.0 + gamma)
+        return 1.0 + gamma, beta
 
-
-class _PlainNorm(nn.InstanceNorm2d):
-    """InstanceNorm2d(affine=True) with the conditional norm's call signature (feats unused)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__(channels, affine=True)
-
-    def forward(self, x: Tensor, feats: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        return super().forward(x)
+    @staticmethod
+    def forward(x: Tensor, mod: tuple[Tensor, Tensor]) -> Tensor:  # type: ignore[override]
+        scale, beta = mod
+        return torch.addcmul(beta, F.instance_norm(x), scale)
 
 
 class UpBlock(nn.Module):
@@ -77,16 +76,22 @@ class UpBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.noise1 = NoiseInjection(c_out)
         self.noise2 = NoiseInjection(c_out)
-        norm = (lambda c: AudioConditionalNorm(c, feat_dim)) if acin else _PlainNorm
-        self.norm1 = norm(c_out)
-        self.norm2 = norm(c_out)
+        self.acin = AudioConditionalNorm(c_out, feat_dim) if acin else None
+        if not acin:
+            self.norm1 = nn.InstanceNorm2d(c_out, affine=True)
+            self.norm2 = nn.InstanceNorm2d(c_out, affine=True)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
 
     def forward(self, x: Tensor, feats: Tensor | None) -> Tensor:
+        if self.acin is not None:
+            mod = self.acin.modulation(feats)
+            norm1 = norm2 = lambda h: self.acin(h, mod)  # noqa: E731
+        else:
+            norm1, norm2 = self.norm1, self.norm2
         sc = F.interpolate(self.shortcut(x), scale_factor=2.0, mode="nearest")
         h = self.conv1(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        h = F.leaky_relu(self.norm1(self.noise1(h), feats), 0.2)
-        h = self.norm2(self.noise2(self.conv2(h)), feats)
+        h = F.leaky_relu(norm1(self.noise1(h)), 0.2)
+        h = norm2(self.noise2(self.conv2(h)))
         return F.leaky_relu((h + sc) * (1.0 / math.sqrt(2.0)), 0.2)
 
 
@@ -95,7 +100,6 @@ class Generator(nn.Module):
 
     SaC (sound as content): z_t = [f_t, m_t], Z = F + M; otherwise z_t = m_t. acIN: every norm
     is conditioned on the frame's own f_t. ``feats`` may be None when neither switch is on.
-    Channels at resolution r: min(max_channels, channels * S // r).
     """
 
     def __init__(
@@ -107,9 +111,8 @@ class Generator(nn.Module):
         acin: bool = True,
         vp: str = "dirconvgru",
         vp_kernel: int = 3,
-        channels: int = 16,
+        channel_base: int = 4096,
         max_channels: int = 512,
-        vp_impl: str = "paired",
     ) -> None:
         super().__init__()
         s = image_size
@@ -125,16 +128,16 @@ class Generator(nn.Module):
         self.z_dim = feat_dim + motion_dim if sac else motion_dim
 
         def ch(r: int) -> int:
-            return min(max_channels, channels * s // r)
+            return channels_at(r, channel_base, max_channels)
 
         self.c4 = ch(4)
-        self.fmt = nn.Linear(self.z_dim, self.c4 * 16)
+        self.fmt = nn.Conv2d(self.z_dim, self.c4, 3, padding=1)
+        self.fmt_noise = NoiseInjection(self.c4)
         res = [4 * 2**i for i in range(int(math.log2(s // 4)) + 1)]  # 4, 8, ..., S
         self.blocks = nn.ModuleList(UpBlock(ch(r), ch(2 * r), feat_dim, acin) for r in res[:-1])
         self.to_rgb = nn.Conv2d(ch(s), 3, 1)
         normal_init(self)  # before the VP layer exists: it has its own (orthogonal) init
-        self.vp = None if vp == "none" else VideoPrediction(ch(s), vp_kernel, directional=vp == "dirconvgru",
-                                                            impl=vp_impl)
+        self.vp = None if vp == "none" else VideoPrediction(ch(s), vp_kernel, directional=vp == "dirconvgru")
 
     def initial_state(
         self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -151,7 +154,7 @@ class Generator(nn.Module):
         m = motion.reshape(b * t, -1)
         f = feats.reshape(b * t, -1) if (self.sac or self.acin) else None
         z = torch.cat((f, m), 1) if self.sac else m
-        x = F.leaky_relu(self.fmt(z), 0.2).view(b * t, self.c4, 4, 4)
+        x = F.leaky_relu(self.fmt_noise(self.fmt(z[:, :, None, None].expand(-1, -1, 4, 4))), 0.2)
         for block in self.blocks:
             x = block(x, f)
         if self.vp is not None:

@@ -25,9 +25,8 @@ class ListenAndMove(nn.Module):
         self.register_buffer("feat_std", torch.ones(f))
         self.motion = MotionEncoder(f, cfg.noise_e, cfg.rnn_layers, cfg.dilation_base, cfg.mfs)
         self.generator = Generator(cfg.image_size, f, self.motion.dim, sac=cfg.sac, acin=cfg.acin,
-                                   vp=cfg.vp, vp_kernel=cfg.vp_kernel, channels=cfg.g_channels,
-                                   max_channels=cfg.max_channels,
-                                   vp_impl="grouped" if cfg.impl == "reference" else "paired")
+                                   vp=cfg.vp, vp_kernel=cfg.vp_kernel, channel_base=cfg.g_channel_base,
+                                   max_channels=cfg.max_channels)
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feat_mean.copy_(mean)
@@ -62,5 +61,5 @@ def detach_state(state: State, keep: torch.Tensor | None = None, dtype: torch.dt
 
 
 def build_critics(cfg: Config) -> tuple[ImageCritic, VideoCritic]:
-    kw = dict(channels=cfg.d_channels, max_channels=cfg.max_channels, norm=cfg.d_norm)
+    kw = dict(channel_base=cfg.d_channel_base, max_channels=cfg.max_channels, norm=cfg.d_norm)
     return ImageCritic(cfg.image_size, **kw), VideoCritic(cfg.image_size, cfg.seq_len, **kw)

@@ -13,6 +13,8 @@ Choices:
   `start`, not at the keyframe before it.
 - Every file reaches its final name by a rename, so an interrupted fetch never leaves half a
   video where training would find it.
+- The paper authors' crop boxes (`authors_box`) are used only for a file of the frame size they
+  were made for (choose_crop says why); otherwise the centred square.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from lmgan.errors import LmganError
 
 DEMO = "demo"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-FIELDS = ("url", "start", "end", "crop", "what", "preset", "file", "licence", "how", "sweep")
+FIELDS = ("url", "start", "end", "authors_box", "crop", "what", "preset", "file", "licence", "how",
+          "sweep")
 MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
                   ".flv", ".wmv", ".ogv", ".3gp"}
 # yt-dlp: one file with both streams (no ffmpeg to merge), mp4 preferred (H.264/AAC, no re-encode).
@@ -108,8 +111,8 @@ def _check_entry(path: Path, name, entry) -> dict:
     unknown = sorted(str(k) for k in entry if k not in FIELDS)
     if unknown:
         raise LmganError(f"{where}: unknown field '{unknown[0]}' (known: {', '.join(FIELDS)})")
-    out = {"url": None, "start": 0.0, "end": None, "crop": None, "what": "", "preset": None,
-           "file": f"{name}.mp4", "licence": None, "how": None, "sweep": {}}
+    out = {"url": None, "start": 0.0, "end": None, "authors_box": None, "crop": None, "what": "",
+           "preset": None, "file": f"{name}.mp4", "licence": None, "how": None, "sweep": {}}
     out.update({k: v for k, v in entry.items() if v is not None})
 
     url = out["url"]
@@ -128,6 +131,10 @@ def _check_entry(path: Path, name, entry) -> dict:
             isinstance(v, int) and not isinstance(v, bool) for v in crop)
             and crop[0] >= 0 and crop[1] >= 0 and crop[2] > 0 and crop[3] > 0):
         raise LmganError(f"{where}: crop must be null or [x, y, w, h] (integers, w and h > 0), got {crop!r}")
+    if out["authors_box"] is not None:
+        if crop is not None:
+            raise LmganError(f"{where}: give crop or authors_box, not both")
+        _check_box(where, out["authors_box"])
     if out["preset"] is not None:
         from lmgan.config import presets
         if out["preset"] not in presets():
@@ -139,6 +146,63 @@ def _check_entry(path: Path, name, entry) -> dict:
         raise LmganError(f"{where}: sweep must be a mapping of sweep defaults, got {out['sweep']!r}")
     out["file"] = _check_file_field(where, out["file"])
     return out
+
+
+def _ints(v, n: int) -> bool:
+    return isinstance(v, list) and len(v) == n and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+
+
+def _check_box(where: str, box) -> None:
+    if not (isinstance(box, dict) and set(box) == {"ltrb", "frame"} and _ints(box["ltrb"], 4)
+            and _ints(box["frame"], 2)):
+        raise LmganError(f"{where}: authors_box must be {{ltrb: [left, top, right, bottom], frame: "
+                         f"[width, height]}} (integers), got {box!r}")
+    (left, top, right, bottom), (width, height) = box["ltrb"], box["frame"]
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        raise LmganError(f"{where}: authors_box ltrb {box['ltrb']} is not a box inside its "
+                         f"{width}x{height} frame")
+
+
+def ltrb_to_xywh(ltrb) -> list[int]:
+    """The authors' [left, top, right, bottom] as lmgan's Config.crop [x, y, w, h] (the one place
+    the two conventions meet)."""
+    left, top, right, bottom = ltrb
+    return [left, top, right - left, bottom - top]
+
+
+def choose_crop(name: str, entry: dict, path: Path) -> tuple[list | None, str]:
+    """The crop a named video trains with, and one line saying which and why.
+
+    Rule: the authors' box is used when the file's frame is the frame the box was made for, or
+    that frame scaled (same aspect ratio: YouTube serves each video at several sizes of one
+    picture), the box then scaled with it; any other shape gets the centred square (None). "The
+    box lies inside the frame" is not used: the quintet's 1280x720 box lies inside a 1920x1080
+    copy but, unscaled, frames its upper-left. An entry's own `crop` applies to any file, as before; a `--set crop=...`
+    is applied after this, and wins."""
+    suffix = "; --set crop=x,y,w,h overrides it"
+    if entry["crop"] is not None:
+        return list(entry["crop"]), f"{name}: crop {list(entry['crop'])} (x, y, w, h) from the registry{suffix}"
+    box = entry["authors_box"]
+    if box is None:
+        return None, f"{name}: crop: centred square (the registry has no authors' box for it){suffix}"
+    made = "x".join(map(str, box["frame"]))
+    from lmgan.data.media import probe
+    try:
+        info = probe(path)
+        size = (info["width"], info["height"]) if info["has_video"] else None
+    except LmganError as e:
+        size, why = None, f"cannot read the file's frame size ({e})"
+    else:
+        why = "the file has no video stream" if size is None else f"the file is {size[0]}x{size[1]}"
+    fw, fh = box["frame"]
+    if size is not None and size[0] * fh == size[1] * fw:
+        scale = size[0] / fw
+        crop = ltrb_to_xywh([round(v * scale) for v in box["ltrb"]])
+        like = "like this file's" if scale == 1 else f"scaled to this file's {size[0]}x{size[1]}"
+        return crop, (f"{name}: crop {crop} (x, y, w, h): the authors' box (left, top, right, bottom "
+                      f"{box['ltrb']}), made for {made} frames {like}{suffix}")
+    return None, (f"{name}: crop: centred square, not the authors' box: {why}, the box was made "
+                  f"for {made} frames (another shape){suffix}")
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict]:
@@ -178,16 +242,26 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or os.sep in text or Path(text).suffix.lower() in MEDIA_SUFFIXES
 
 
-def _video(name: str, entry: dict, path: Path) -> Video:
-    return Video(name=name, path=path, preset=entry["preset"], crop=entry["crop"],
+def _demo_entry() -> dict:
+    found = os.environ.get("LMGAN_VIDEOS") or registry_path().is_file()
+    return (load_registry() if found else {}).get(DEMO) or _check_entry(Path("<built-in>"), DEMO, {"preset": DEMO})
+
+
+def _video(name: str, entry: dict, path: Path, quiet: bool) -> Video:
+    crop, note = choose_crop(name, entry, path)
+    if not quiet:
+        print(note, file=sys.stderr)
+    return Video(name=name, path=path, preset=entry["preset"], crop=crop,
                  sweep=dict(entry["sweep"]), what=entry["what"])
 
 
-def resolve(name_or_path: str) -> Video:
+def resolve(name_or_path: str, quiet: bool = False) -> Video:
     """A file path (it has a separator or a media suffix) → that file; `demo` → the synthetic
     clip, generated on first use; a registry name → its file in the data folder, or an error
     saying how to get it. A bare word is looked up in the registry before the working directory,
-    so a stray file or folder called `cello` cannot shadow the named video."""
+    so a stray file or folder called `cello` cannot shadow the named video. A named video's crop
+    comes from choose_crop, whose one line goes to stderr (unless `quiet`): the sweep driver
+    calls this, and so says which crop it trains with."""
     from lmgan.data.media import _check_file
 
     text = str(name_or_path)
@@ -196,15 +270,13 @@ def resolve(name_or_path: str) -> Video:
         return Video(name=_sanitise(path.stem), path=path, what=f"local file {path.name}")
     if text == DEMO:  # built in: works even where no registry file is installed
         from lmgan.cli import demo_video_path
-        found = os.environ.get("LMGAN_VIDEOS") or registry_path().is_file()
-        entry = (load_registry() if found else {}).get(DEMO) or _check_entry(Path("<built-in>"), DEMO, {"preset": DEMO})
-        return _video(DEMO, entry, demo_video_path())
+        return _video(DEMO, _demo_entry(), demo_video_path(), quiet)
     registry = load_registry()
     if text in registry:
         entry = registry[text]
         path = _data_dir() / entry["file"]
         if path.is_file() and path.stat().st_size > 0:
-            return _video(text, entry, path)
+            return _video(text, entry, path, quiet)
         if entry["url"] is None:
             raise LmganError(_supply_message(text, entry, path))
         raise LmganError(f"{text}: not downloaded yet; run `lmgan fetch {text}` (saves {path})")
@@ -504,8 +576,9 @@ def fetch(name: str, force: bool = False, progress: bool = True) -> Path:
 
 
 def fetch_main(names: list[str], force: bool = False) -> int:
-    """`lmgan fetch NAME [NAME...] [--force]`: fetches each name, prints where it went; a failure
-    is reported (one line) and the others still run. Exit 0 when all succeeded, else 2."""
+    """`lmgan fetch NAME [NAME...] [--force]`: fetches each name, prints where it went and the
+    crop training will use for that file (choose_crop); a failure is reported (one line) and the
+    others still run. Exit 0 when all succeeded, else 2."""
     if not names:
         print(f"lmgan: error: fetch needs a video name (known: {', '.join(known_names())})", file=sys.stderr)
         return LmganError.exit_code
@@ -518,4 +591,5 @@ def fetch_main(names: list[str], force: bool = False) -> int:
             rc = LmganError.exit_code
             continue
         print(f"{name}: {path}")
+        print(choose_crop(name, _demo_entry() if name == DEMO else load_registry()[name], path)[1])
     return rc

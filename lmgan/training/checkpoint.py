@@ -18,7 +18,7 @@ from lmgan import atomic
 from lmgan.errors import LmganError
 
 FORMAT = "lmgan-checkpoint"
-VERSION = 1
+VERSION = 2   # 2: the authors' widths and critic layout (version-1 weights do not fit)
 _NAME = re.compile(r"ckpt_(\d+)\.pt$")
 
 

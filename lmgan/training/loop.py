@@ -28,7 +28,7 @@ from lmgan.errors import LmganError
 from lmgan.metrics.evaluator import Evaluator, heldout_pass
 from lmgan.nets.model import ListenAndMove, build_critics, detach_state
 from lmgan.training import checkpoint, report
-from lmgan.training.losses import PerceptualLoss, gradient_penalty
+from lmgan.training.losses import PerceptualLoss, critic_loss
 
 LOSSES = ("loss_d_image", "loss_d_video", "loss_gp", "loss_g_adv", "loss_pl", "loss_l1")
 Callback = Callable[[str, dict], None]
@@ -118,16 +118,15 @@ class Trainer:
         fake = fake.float()
 
         # Critics: one random frame index per step (same t for real and fake) for D_I; whole
-        # windows for D_V, which must also score a frame-shuffled real window as fake.
+        # windows for D_V, which must also score a frame-shuffled real window as fake: a second
+        # full WGAN-GP term, as the authors train it.
         t = torch.randint(cfg.seq_len, (1,), device=dev)
         real_t, fake_t = real.index_select(1, t).squeeze(1), fake.index_select(1, t).squeeze(1)
         shuffled = real.index_select(1, torch.randperm(cfg.seq_len, device=dev))
         fake_d, fake_t_d = fake.detach(), fake_t.detach()
-        with amp():
-            loss_di = self.d_image(fake_t_d).mean() - self.d_image(real_t).mean()
-            loss_dv = 0.5 * (self.d_video(fake_d).mean() + self.d_video(shuffled).mean()) - self.d_video(real).mean()
-        gp = (gradient_penalty(self.d_image, real_t, fake_t_d, amp)
-              + gradient_penalty(self.d_video, real, fake_d, amp))
+        loss_di, gp_i = critic_loss(self.d_image, real_t, [fake_t_d], amp)
+        loss_dv, gp_v = critic_loss(self.d_video, real, [fake_d, shuffled], amp)
+        gp = gp_i + gp_v
         self.opt_d.zero_grad(set_to_none=True)
         (loss_di + loss_dv + cfg.lambda_gp * gp).backward(inputs=self.d_params)
         self.opt_d.step()
@@ -135,8 +134,7 @@ class Trainer:
         with amp():
             g_adv = -self.d_image(fake_t).mean() - self.d_video(fake).mean()
             zero = g_adv.new_zeros(())
-            pl = (self.perceptual(fake.flatten(0, 1), real.flatten(0, 1), split=cfg.impl == "fast")
-                  if self.perceptual else zero)
+            pl = self.perceptual(fake.flatten(0, 1), real.flatten(0, 1)) if self.perceptual else zero
         l1 = (fake - real).abs().mean() if cfg.lambda_l1 > 0 else zero
         self.opt_g.zero_grad(set_to_none=True)
         (g_adv + cfg.lambda_pl * pl + cfg.lambda_l1 * l1).backward(inputs=self.g_params)

@@ -1,4 +1,4 @@
-"""WGAN-GP (Gulrajani et al.) and the VGG16 perceptual loss (Johnson et al.)."""
+"""WGAN-GP (Gulrajani et al.) and the VGG16 perceptual loss (Johnson et al.'s content loss)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from lmgan.errors import LmganError
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                      autocast=contextlib.nullcontext) -> torch.Tensor:
-    """E[(‖∇D(x̂)‖₂ − 1)²] on random interpolates x̂ between real and fake samples. `autocast`
+    """E[(‖∇D(x̂)‖₂ − 1)²] on random interpolates x̂ between real and fake samples, the gradient
+    being that of the sum of each sample's patch scores (as the authors take it). `autocast`
     covers the critic's forward pass only: the gradient is taken outside it (PyTorch's AMP
     recipe for gradient penalties)."""
     eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=torch.float32)
@@ -26,19 +27,33 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
 
 
-# relu1_2, relu2_2, relu3_3, relu4_3 of torchvision's vgg16().features: the layers Johnson et al.
-# read. The loss is the mean of the per-layer mean squared feature differences.
-VGG_TAPS = (3, 8, 15, 22)
+def critic_loss(critic: nn.Module, real: torch.Tensor, negatives: list[torch.Tensor],
+                autocast=contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+    """One full WGAN-GP term per negative, as the authors train their critics:
+    Σ_n [D(n) − D(real)] and Σ_n GP(real, n), returned apart (Wasserstein part, penalty) so
+    the caller weighs the penalty. D_V's negatives are the fake and the frame-shuffled real
+    window; its score of the real window is computed once and serves every term."""
+    with autocast():
+        real_score = critic(real).mean()
+        wasserstein = sum(critic(n).mean() - real_score for n in negatives)
+    penalty = sum(gradient_penalty(critic, real, n, autocast) for n in negatives)
+    return wasserstein, penalty
+
+
+# torchvision's vgg16().features[:9] ends at relu2_2: the one layer of Johnson et al.'s content
+# (feature reconstruction) loss, as the authors use it (weight 10, DESIGN §4).
+RELU2_2 = 8
 
 
 class PerceptualLoss(nn.Module):
-    """Frozen VGG16 features; only the layers up to relu4_3 are kept (and loaded)."""
+    """Johnson et al.'s content loss: MSE between frozen VGG16 relu2_2 features of generated and
+    real frames. Only the layers up to relu2_2 are kept (and loaded)."""
 
     def __init__(self, state_dict: dict):
         super().__init__()
-        self.features = torchvision.models.vgg16(weights=None).features[: VGG_TAPS[-1] + 1]
+        self.features = torchvision.models.vgg16(weights=None).features[: RELU2_2 + 1]
         wanted = {k[len("features."):]: v for k, v in state_dict.items() if k.startswith("features.")}
-        wanted = {k: v for k, v in wanted.items() if int(k.split(".")[0]) <= VGG_TAPS[-1]}
+        wanted = {k: v for k, v in wanted.items() if int(k.split(".")[0]) <= RELU2_2}
         try:
             self.features.load_state_dict(wanted)
         except RuntimeError:
@@ -56,26 +71,15 @@ class PerceptualLoss(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)  # always frozen: no dropout/batch-norm state to switch
 
-    def _taps(self, x: torch.Tensor, channels_last: bool = True) -> list[torch.Tensor]:
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         x = x.add(1).mul(0.5).sub(self.mean).div(self.std)
-        if channels_last and x.device.type == "cpu":   # oneDNN's VGG convolutions: ~20 % faster
+        if x.device.type == "cpu":   # oneDNN's VGG convolutions: ~20 % faster channels-last
             x = x.contiguous(memory_format=torch.channels_last)
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in VGG_TAPS:
-                out.append(x)
-        return out
+        return self.features(x)
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor, split: bool = True) -> torch.Tensor:
-        """fake, real: [N, 3, H, W] in [-1, 1]. The real frames' features need no graph: run
-        apart under no_grad, the backward pass covers the generated half only (1.8× faster on
-        the CPU than one concatenated batch). split=False is that concatenated batch, as first
-        written (Config.impl="reference")."""
-        if not split:
-            pairs = (x.chunk(2) for x in self._taps(torch.cat([fake, real]), channels_last=False))
-            return sum(F.mse_loss(f, r.detach()) for f, r in pairs) / len(VGG_TAPS)
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """fake, real: [N, 3, H, W] in [-1, 1]. The real frames' features need no graph: they run
+        apart under no_grad, and the backward pass covers the generated half only."""
         with torch.no_grad():
-            real_f = self._taps(real)
-        loss = sum(F.mse_loss(f, r) for f, r in zip(self._taps(fake), real_f))
-        return loss / len(VGG_TAPS)
+            real_f = self._features(real)
+        return F.mse_loss(self._features(fake), real_f)
