@@ -330,7 +330,9 @@ class VideoWriter:
             self._video.width, self._video.height = int(width), int(height)
             self._video.pix_fmt = "yuv420p"
             self._video.codec_context.time_base = 1 / self._rate
-            self._video.options = {"crf": str(crf)}
+            # One x264 thread: with frame threads its output depended on timing here (the same
+            # frames encoded twice differed by up to 5 levels), and a seed must give one file.
+            self._video.options = {"crf": str(crf), "threads": "1"}
             self._audio = None
             if audio_rate is not None:
                 self._layout = {1: "mono", 2: "stereo"}.get(audio_channels)

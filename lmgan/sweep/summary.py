@@ -104,14 +104,24 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
 
 def _send_unsent(c, run_id: str, latest) -> None:
     """What the trial's process could not send before it ended (an ASHA stop or a lost node
-    while MLflow was down) was saved beside its last reported checkpoint: send it now."""
+    while MLflow was down) was saved beside its checkpoints: send it now. Tune's latest checkpoint
+    is not always the newest on disk: a process killed right after persisting one never got its
+    report to the driver. So every checkpoint from the latest on is read, oldest first; values
+    MLflow already has are skipped, so nothing is sent twice."""
     import pyarrow.fs
+    from ray.train import Checkpoint
     try:      # look before fetching: on cloud storage as_directory() downloads the checkpoint
-        info = latest.filesystem.get_file_info(f"{latest.path}/{tracking.UNSENT}")
-        if info.type == pyarrow.fs.FileType.NotFound:
-            return
-        with latest.as_directory() as d:
-            n = tracking.send_unsent(c, run_id, Path(d))
+        fs, parent = latest.filesystem, latest.path.rstrip("/").rsplit("/", 1)[0]
+        name = latest.path.rstrip("/").rsplit("/", 1)[1]
+        found = fs.get_file_info(pyarrow.fs.FileSelector(parent))
+        newer = sorted(i.path for i in found if i.type == pyarrow.fs.FileType.Directory
+                       and i.base_name.startswith("checkpoint_") and i.base_name >= name)
+        n = 0
+        for path in newer:
+            if fs.get_file_info(f"{path}/{tracking.UNSENT}").type == pyarrow.fs.FileType.NotFound:
+                continue
+            with Checkpoint(path, filesystem=fs).as_directory() as d:
+                n += tracking.send_unsent(c, run_id, Path(d))
         if n:
             print(f"search: sent {n} metric values that trial run {run_id} had left unsent",
                   file=sys.stderr)
