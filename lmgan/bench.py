@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 import torch
 
+from lmgan.nets import channels_at
+
 
 def _synthetic_data(cfg):
     from lmgan.data.dataset import VideoData
@@ -221,7 +223,7 @@ def main(argv=None) -> int:
     metric_rows = [] if a.skip_metrics else measure_metrics(a.device)
     if not (a.skip_vp or a.json):
         print("timing the DirConvGRU layer against its naive formulation ...", file=sys.stderr, flush=True)
-    vp_rows = [] if a.skip_vp else [measure_vp(s, min(512, 4096 // s), a.seq_len, 3, a.device, min(a.seconds, 10.0))
+    vp_rows = [] if a.skip_vp else [measure_vp(s, channels_at(s, 4096, 512), a.seq_len, 3, a.device, min(a.seconds, 10.0))
                                     for s in a.sizes if s <= 128]
     result = {"device": device_name(a.device), "torch": torch.__version__,
               "model": "full, authors' widths (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, relu2_2 perceptual)", "results": rows,

@@ -118,50 +118,45 @@ class VideoPrediction(nn.Module):
         ctr = self.kernel // 2
         frames = x.reshape(b * t, c, n, n)
 
-        # Per group (h pair, v pair, centred): the maps from the image frame into the + and - cells'
-        # own frames and back, the hidden kernel and bias, the padding, and the input gates of all
-        # frames, [g*B, T, 3P, N, N] with g = 2 for a pair. A pair's own frame is the one where its
+        # Per group (h pair, v pair, centred): the pair's axis, the hidden kernel and bias, the
+        # padding, and the input gates of all frames, [g*B, T, 3P, N, N] with g = 2 for a pair,
+        # in the cells' own frames (_to_own). A pair's own frame is the one where its
         # + cell reads rows <= its own (v+ as is, h+ transposed), so its masked K×K kernel is
         # cropped to its K//2+1 non-zero rows: a third less arithmetic, and oneDNN's fast path
         # (cropping columns instead ran slower than the full kernel).
         groups = []
         if self.directional:
-            h_in = lambda z: z.transpose(-1, -2)                       # noqa: E731
-            h_mirror = lambda z: z.flip(-1).transpose(-1, -2)           # noqa: E731
-            h_back = lambda z: z.transpose(-1, -2).flip(-1)            # noqa: E731
-            v_in = lambda z: z                                         # noqa: E731
-            v_mirror = lambda z: z.flip(-2)                            # noqa: E731
-            for s, plus, minus, minus_back in (("h", h_in, h_mirror, h_back), ("v", v_in, v_mirror, v_mirror)):
-                own = (lambda w: w[..., :, : ctr + 1].transpose(-1, -2)) if s == "h" else \
-                      (lambda w: w[..., : ctr + 1, :])
-                both = F.pad(torch.cat((plus(frames), minus(frames))), (ctr, ctr, ctr, 0))
-                gx = F.conv2d(both, own(self.wx[s]), self.bx[s]).view(2 * b, t, 3 * c, n, n)
-                groups.append((plus, minus, minus_back, own(self.wh[s]), self.bh[s], (ctr, ctr, ctr, 0), gx))
+            for axis in ("h", "v"):
+                both = torch.cat((_to_own(frames, axis, False), _to_own(frames, axis, True)))
+                gx = F.conv2d(F.pad(both, (ctr, ctr, ctr, 0)), _own_kernel(self.wx[axis], axis, ctr),
+                              self.bx[axis]).view(2 * b, t, 3 * c, n, n)
+                groups.append((axis, _own_kernel(self.wh[axis], axis, ctr), self.bh[axis], (ctr, ctr, ctr, 0), gx))
         gx_c = F.conv2d(frames, self.wx["c"], self.bx["c"], padding=ctr).view(b, t, 3 * c, n, n)
-        groups.append((None, None, None, self.wh["c"], self.bh["c"], (ctr,) * 4, gx_c))
+        groups.append((None, self.wh["c"], self.bh["c"], (ctr,) * 4, gx_c))
 
-        # States in each cell's own frame.
+        # States in each cell's own frame (cells in CELLS order: h+, h-, v+, v-, c).
         cells = state.view(b, nc, c, n, n).unbind(1)
-        hs = [torch.cat((g[0](cells[2 * j]), g[1](cells[2 * j + 1]))) for j, g in enumerate(groups[:-1])]
+        hs = [torch.cat((_to_own(cells[2 * j], axis, False), _to_own(cells[2 * j + 1], axis, True)))
+              for j, (axis, *_) in enumerate(groups[:-1])]
         hs.append(cells[-1])
         outs = [[] for _ in groups]
-        steps = [g[6].unbind(1) for g in groups]   # unbind: one stack in backward, not T zero-fills
+        steps = [g[-1].unbind(1) for g in groups]   # unbind: one stack in backward, not T zero-fills
         for i in range(t):
-            for j, (_, _, _, wh, bh, pad, _) in enumerate(groups):
+            for j, (_, wh, bh, pad, _) in enumerate(groups):
                 gh = F.conv2d(F.pad(hs[j], pad), wh, bh)
                 hs[j] = _gru_update(steps[j][i].chunk(3, 1), gh.chunk(3, 1), hs[j])
                 outs[j].append(hs[j])
 
         # Back to the image frame, cells in CELLS order, for the read-out and the carried state.
         parts, last = [], []
-        for (plus, _, minus_back, *_), seq, h in zip(groups, outs, hs):
+        for (axis, *_), seq, h in zip(groups, outs, hs):
             seq = torch.stack(seq, 1)                                  # [g*B, T, P, N, N]
-            if plus is None:
+            if axis is None:
                 parts.append(seq)
                 last.append(h)
-            else:   # the + maps are their own inverses (transpose, identity)
-                parts += [plus(seq[:b]), minus_back(seq[b:])]
-                last += [plus(h[:b]), minus_back(h[b:])]
+            else:
+                parts += [_from_own(seq[:b], axis, False), _from_own(seq[b:], axis, True)]
+                last += [_from_own(h[:b], axis, False), _from_own(h[b:], axis, True)]
         return self._read_out(torch.cat(parts, 2), frames).view(b, t, c, n, n), torch.cat(last, 1)
 
     def _read_out(self, states: Tensor, frames: Tensor) -> Tensor:
@@ -171,6 +166,26 @@ class VideoPrediction(nn.Module):
         ro = self.readout(states.reshape(-1, self.n_cells * c, n, n))
         xp, a = ro[:, :c], torch.sigmoid(ro[:, c:])
         return xp + a * (frames - xp)
+
+
+def _to_own(z: Tensor, axis: str, minus: bool) -> Tensor:
+    """Image frame → a directional cell's own frame, where it reads rows <= its own: the - cell
+    mirrored along its axis, and the h cells transposed (so h+ reads columns <= its own)."""
+    if minus:
+        z = z.flip(-1 if axis == "h" else -2)
+    return z.transpose(-1, -2) if axis == "h" else z
+
+
+def _from_own(z: Tensor, axis: str, minus: bool) -> Tensor:
+    """The inverse of _to_own."""
+    if axis == "h":
+        z = z.transpose(-1, -2)
+    return z.flip(-1 if axis == "h" else -2) if minus else z
+
+
+def _own_kernel(w: Tensor, axis: str, ctr: int) -> Tensor:
+    """A + cell's masked K×K kernel in its own frame, cropped to its ctr+1 non-zero rows."""
+    return w[..., :, : ctr + 1].transpose(-1, -2) if axis == "h" else w[..., : ctr + 1, :]
 
 
 def _gru_update(x_gates, h_gates, h: Tensor) -> Tensor:

@@ -13,8 +13,8 @@ Choices:
   `start`, not at the keyframe before it.
 - Every file reaches its final name by a rename, so an interrupted fetch never leaves half a
   video where training would find it.
-- The paper authors' crop boxes (`authors_box`) are used only for a file of the frame size they
-  were made for (choose_crop says why); otherwise the centred square.
+- The paper authors' crop boxes (`authors_box`) are used for a file of the frame size they were
+  made for, or of that shape (scaled; choose_crop says why); otherwise the centred square.
 """
 
 from __future__ import annotations
