@@ -130,7 +130,10 @@ def _eval(args) -> int:
           + (f", {t1['repeats']} noise seeds" if t1["repeats"] > 1 else ""))
     for name in metrics:
         arrow = "↑" if REGISTRY[name].higher_is_better else "↓"
-        print(f"  {name:<10} {arrow} {t1[name]:10.4f} ± {t1[name + '_std']:.4f}")
+        print(f"  {name:<11} {arrow} {t1[name]:10.4f} ± {t1[name + '_std']:.4f}")
+        for extra, label in (("_real", "the real video's own"), ("_silence", "from silence")):
+            if name + extra in t1:
+                print(f"  {'':<11}   {t1[name + extra]:10.4f}   ({label})")
     if "table2" in result:
         t2 = result["table2"]
         print(f"  fid (out-of-distribution sound, {t2['clips']} clips, {t2['frames']} frames) ↓ {t2['fid_ood']:.2f}")

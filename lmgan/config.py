@@ -52,6 +52,8 @@ class Config:
 
     # --- training (DESIGN §4) ---
     batch: int = 1                 # windows per step, each its own stream through the video
+    restart_every: int = 0         # windows after which a stream restarts from zero states at a
+                                   # random place (0: only at the end of the training part)
     iters: int = 50000
     lr_g: float = 1e-4             # G and R
     lr_d: float = 4e-4             # both critics (TTUR)
@@ -137,6 +139,8 @@ def validate(cfg: Config) -> Config:
         bad("crop", "must be [x, y, w, h] with x, y >= 0 and w, h > 0")
     if cfg.win_ms * cfg.sample_rate / 1000 < 2:
         bad("win_ms", "is shorter than two audio samples")
+    if cfg.restart_every < 0:
+        bad("restart_every", "must be 0 (never) or a positive number of windows")
     if cfg.eval_windows < 0:
         bad("eval_windows", "must be 0 (all) or a positive number of windows")
     from lmgan.metrics import REGISTRY  # late: metrics imports torch

@@ -50,7 +50,8 @@ def load_checkpoint_data(ck: dict, ckpt_path, video: str | None, cfg, progress: 
 def table1(model, cfg, data: VideoData, device, metrics: list[str], seed: int = 0, repeats: int = 1,
            weight_paths: dict | None = None) -> dict:
     """{metric: mean, metric_std: std, ...} on the held-out part."""
-    evaluator = Evaluator(metrics, device, stats_key=heldout_key(data, cfg), weight_paths=weight_paths)
+    evaluator = Evaluator(metrics, device, stats_key=heldout_key(data, cfg), weight_paths=weight_paths,
+                          fps=cfg.fps, sample_rate=cfg.sample_rate)
     runs = [heldout_pass(model, data, cfg, device, evaluator, seed=seed + r) for r in range(repeats)]
     out = {}
     for name in metrics:
@@ -59,6 +60,8 @@ def table1(model, cfg, data: VideoData, device, metrics: list[str], seed: int = 
         else:
             v = np.array([r[name] for r in runs])
             out[name], out[name + "_std"] = float(v.mean()), float(v.std())
+    for extra in sorted(set(runs[0]) - set(out) - {n + "_std" for n in metrics}):
+        out[extra] = float(np.mean([r[extra] for r in runs]))      # av_align_real, sensitivity_silence
     out["windows"] = len(data.heldout_starts(cfg.seq_len, cfg.eval_windows))
     out["repeats"] = repeats
     return out

@@ -55,12 +55,17 @@ def check_sweep(uri, experiment, name, n_trials):
 def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     optuna_db = f"sqlite:///{tmp_path / 'optuna.db'}"
     r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 3, "--max-iters", 10,
-              "--grace-iters", 5, "--eval-every", 5, "--name", "two-node", "--optuna-storage", optuna_db)
+              "--grace-iters", 5, "--eval-every", 5, "--name", "two-node", "--optuna-storage", optuna_db,
+              "--objective", "motion_corr")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "best:" in r.stdout and "mlflow ui --backend-store-uri sqlite:///" in r.stdout
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c, parent, trials = check_sweep(uri, "lmgan-clip6s", "two-node", 3)
     assert len({t.data.tags["lmgan.node_id"] for t in trials}) == 2, "trials did not use both nodes"
+    assert parent.data.tags["lmgan.objective"] == "motion_corr"          # a sync metric as the objective
+    for t in trials:
+        assert -1 <= t.data.metrics["motion_corr"] <= 1
+        assert any(a.path.endswith("-motion.png") for a in c.list_artifacts(t.info.run_id, "samples"))
     best = next(t for t in trials if t.info.run_name == parent.data.tags["lmgan.best_trial"])
     assert [a.path for a in c.list_artifacts(best.info.run_id, "checkpoints")] == ["checkpoints/best.pt"]
     # The best checkpoint renders: it is an ordinary lmgan checkpoint.

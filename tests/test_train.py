@@ -36,6 +36,22 @@ def test_twenty_steps_write_checkpoint_sample_and_curves(tiny_run):
         assert kinds == ["audio", "video"] and (v.width, v.height) == (64, 32)   # generated | real
         assert c.streams.audio[0].codec_context.name == "aac"
     assert (tiny_run / "samples" / "iter_0000020.png").is_file()
+    assert (tiny_run / "samples" / "iter_0000020-motion.png").stat().st_size > 0
+
+
+def test_streams_restart_from_zero_states_every_k_windows():
+    from lmgan.data.dataset import TrainStreams
+    streams = TrainStreams(n_train=200, seq_len=8, batch=2, seed=0, restart_every=3)
+    steps = [streams.next() for _ in range(7)]
+    assert [r for _, r in steps] == [[True, True], [False, False], [False, False]] * 2 + [[True, True]]
+    for (a, _), (b, reset) in zip(steps, steps[1:]):
+        for pa, pb, fresh in zip(a, b, reset):
+            assert fresh or pb == pa + 8                  # consecutive windows between restarts
+    saved = streams.state_dict()
+    ahead = [streams.next() for _ in range(5)]
+    again = TrainStreams(n_train=200, seq_len=8, batch=2, seed=1, restart_every=3)
+    again.load_state_dict(saved)
+    assert [again.next() for _ in range(5)] == ahead
 
 
 def test_cache_hit_on_second_load(demo_clip):
@@ -51,7 +67,8 @@ def test_cache_hit_on_second_load(demo_clip):
 
 def test_resume_matches_uninterrupted(tmp_path, demo_clip):
     common = ["--video", demo_clip, "--preset", "tiny", "--set", "log_every=1", "--set", "ckpt_every=4",
-              "--set", "eval_every=100", "--set", "sample_every=100", "--set", "batch=2"]
+              "--set", "eval_every=100", "--set", "sample_every=100", "--set", "batch=2",
+              "--set", "restart_every=3"]
     assert train_cli(*common, "--out", tmp_path / "a", "--set", "iters=10") == 0
     assert train_cli(*common, "--out", tmp_path / "b", "--set", "iters=6") == 0
     assert train_cli("--resume", tmp_path / "b", "--set", "iters=10") == 0

@@ -150,33 +150,45 @@ class TrainStreams:
     Consecutive windows of a stream are consecutive in time, so recurrent states carried from one
     window to the next (truncated back-propagation) see continuous motion. A stream that reaches
     the end of the training part restarts at a random phase in [0, L) and its states are reset.
-    Streams start spread evenly over the training part.
+    With `restart_every` = k > 0 a stream also restarts, from zero states at a random place,
+    after k windows: evaluation and rendering start from zero states, and a model that meets them
+    once per pass through the video (every 60 windows of the demo) draws its first frames
+    washed out. Streams start spread evenly over the training part.
     """
 
-    def __init__(self, n_train: int, seq_len: int, batch: int, seed: int):
-        self.n_train, self.seq_len = n_train, seq_len
+    def __init__(self, n_train: int, seq_len: int, batch: int, seed: int, restart_every: int = 0):
+        self.n_train, self.seq_len, self.restart_every = n_train, seq_len, restart_every
         self.gen = torch.Generator().manual_seed(seed)
         span = max(1, (n_train - seq_len) // batch)
         self.pos = [min(b * span, n_train - seq_len) for b in range(batch)]
         self.fresh = [True] * batch
+        self.walked = [0] * batch
 
     def next(self) -> tuple[list[int], list[bool]]:
         """Window starts for this step, and which streams start from zero states."""
         starts, reset = [], []
         for b, p in enumerate(self.pos):
-            if p + self.seq_len > self.n_train:
+            if self.restart_every and self.walked[b] >= self.restart_every:
+                p = int(torch.randint(self.n_train - self.seq_len + 1, (), generator=self.gen))
+                self.fresh[b] = True
+            elif p + self.seq_len > self.n_train:
                 hi = min(self.seq_len, self.n_train - self.seq_len + 1)
                 p = int(torch.randint(hi, (), generator=self.gen))
                 self.fresh[b] = True
+            if self.fresh[b]:
+                self.walked[b] = 0
             starts.append(p)
             reset.append(self.fresh[b])
             self.fresh[b] = False
+            self.walked[b] += 1
             self.pos[b] = p + self.seq_len
         return starts, reset
 
     def state_dict(self) -> dict:
-        return {"pos": list(self.pos), "fresh": list(self.fresh), "gen": self.gen.get_state()}
+        return {"pos": list(self.pos), "fresh": list(self.fresh), "walked": list(self.walked),
+                "gen": self.gen.get_state()}
 
     def load_state_dict(self, sd: dict) -> None:
         self.pos, self.fresh = list(sd["pos"]), list(sd["fresh"])
+        self.walked = list(sd.get("walked", [0] * len(self.pos)))
         self.gen.set_state(sd["gen"])

@@ -2,9 +2,11 @@
 
 Everything on screen is a function of the sound, so a model can learn it from the sound alone:
 - a disc whose position and hue follow the (gliding) melody pitch and whose radius pulses with
-  the drum envelope;
-- a bar whose height and brightness follow the loudness;
-- a background whose colour follows a slow (2 s) loudness average.
+  the kick and snare envelope;
+- a bar whose height and brightness jump with each hi-hat and fall back within 0.15 s;
+- a background whose colour follows a slow (2 s) average of the pitch.
+Nothing follows the absolute loudness: lmgan's sound features are gain-invariant (each chunk's
+dB is taken relative to its own loudest bin, as the paper's are), so no model could see it.
 The frame is 4:3 (the centred crop matters), 25 fps (timestamp resampling matters) and the
 sound 44.1 kHz stereo (audio resampling and down-mixing matter).
 """
@@ -24,7 +26,7 @@ _CHUNK = 50  # frames drawn and encoded at once
 
 
 def _synth(seconds: float, sr: int, rng: np.random.Generator):
-    """Returns stereo audio [2, N], per-sample pitch (0..1) and drum envelope."""
+    """Returns stereo audio [2, N], per-sample pitch (0..1), drum (kick, snare) and hat envelopes."""
     n = int(round(seconds * sr))
     melody = np.zeros(n, np.float64)
     pitch = np.zeros(n, np.float64)
@@ -48,6 +50,7 @@ def _synth(seconds: float, sr: int, rng: np.random.Generator):
     # Drums on a 16-step bar: kicks on 1 and 3 plus random extras, snares on 2 and 4, some hats.
     drums = np.zeros(n, np.float64)
     drum_env = np.zeros(n, np.float64)
+    hat_env = np.zeros(n, np.float64)
     step_len = int(round(_STEP * sr))
     hit_len = int(0.3 * sr)
     tt = np.arange(hit_len) / sr
@@ -69,39 +72,36 @@ def _synth(seconds: float, sr: int, rng: np.random.Generator):
             drums[s0 : s0 + m] += gain * wave[:m]
             if decay:
                 drum_env[s0 : s0 + m] = np.maximum(drum_env[s0 : s0 + m], gain * np.exp(-tt[:m] / decay))
+            else:
+                hat_env[s0 : s0 + m] = np.maximum(hat_env[s0 : s0 + m], np.exp(-tt[:m] / 0.15))
 
     pan = 0.3 + 0.4 * pitch  # melody moves left→right with pitch
     left = melody * (1 - pan) + 0.5 * drums
     right = melody * pan + 0.5 * drums
     audio = np.stack([left, right])
     audio *= 0.8 / max(np.abs(audio).max(), 1e-9)
-    return audio.astype(np.float32), pitch, drum_env
+    return audio.astype(np.float32), pitch, drum_env, hat_env
 
 
-def _frame_features(audio, pitch, drum_env, sr, fps, n_frames):
+def _frame_features(pitch, drum_env, hat_env, sr, fps, n_frames):
     """Per-frame drawing parameters, all derived from the sound up to that frame."""
     idx = np.minimum((np.arange(n_frames) / fps * sr).round().astype(int), len(pitch) - 1)
-    win = int(0.05 * sr)
-    power = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64).mean(0) ** 2)])
-    lo = np.maximum(idx - win, 0)
-    loud = np.sqrt((power[idx + 1] - power[lo]) / np.maximum(idx + 1 - lo, 1))
-    loud = np.clip(loud / 0.25, 0, 1)
     glide = np.empty(n_frames)
     slow = np.empty(n_frames)
-    g, s = pitch[0], loud[0]
+    g = s = pitch[0]
     a_glide, a_slow = 1 - np.exp(-1 / (0.06 * fps)), 1 - np.exp(-1 / (2.0 * fps))
     for i in range(n_frames):
         g += a_glide * (pitch[idx[i]] - g)
-        s += a_slow * (loud[i] - s)
+        s += a_slow * (g - s)
         glide[i], slow[i] = g, s
-    return glide, drum_env[idx], loud, slow
+    return glide, drum_env[idx], hat_env[idx], slow
 
 
-def _draw(glide, beat, loud, slow, width, height) -> np.ndarray:
+def _draw(glide, beat, hats, slow, width, height) -> np.ndarray:
     """uint8 [n, H, W, 3]; each shape is blended only inside its bounding box, which keeps 60 s fast."""
     n = len(glide)
     ys = np.arange(height, dtype=np.float32)
-    # Background: colour from the slow loudness, darker towards the top.
+    # Background: colour from the slow pitch average, darker towards the top.
     bg = np.array([colorsys.hsv_to_rgb(0.6 - 0.25 * s, 0.5, 0.15 + 0.35 * s) for s in slow], np.float32)
     rows = bg[:, None, :] * (0.75 + 0.25 * ys / height)[None, :, None] * 255 + 0.5  # [n, H, 3]
     img = np.empty((n, height, width, 3), np.uint8)
@@ -112,14 +112,14 @@ def _draw(glide, beat, loud, slow, width, height) -> np.ndarray:
     left, top0 = (width - side) // 2, (height - side) // 2
     bar_w = side // 10
     for i in range(n):
-        # Bar at the right edge: height and brightness follow loudness.
-        top = top0 + int(round(side * (1 - 0.9 * loud[i])))
-        bar_rgb = np.array([1.0, 0.9, 0.6]) * (0.4 + 0.6 * loud[i]) * 255
+        # Bar at the right edge: height and brightness follow the hi-hats.
+        top = top0 + int(round(side * (1 - 0.9 * hats[i])))
+        bar_rgb = np.array([1.0, 0.9, 0.6]) * (0.4 + 0.6 * hats[i]) * 255
         img[i, top : top0 + side, left + side - 3 * bar_w // 2 : left + side - bar_w // 2] = bar_rgb.astype(np.uint8)
 
         # Disc: position and hue follow pitch, radius pulses with the drums; antialiased edge.
         cx, cy = left + side * (0.25 + 0.45 * glide[i]), top0 + side * (0.72 - 0.45 * glide[i])
-        r = side * (0.1 + 0.08 * min(max(beat[i], 0.0), 1.0))
+        r = side * (0.15 + 0.08 * min(max(beat[i], 0.0), 1.0))
         x0, x1 = max(int(cx - r - 2), 0), min(int(cx + r + 3), width)
         y0, y1 = max(int(cy - r - 2), 0), min(int(cy + r + 3), height)
         xx = np.arange(x0, x1, dtype=np.float32)[None, :]
@@ -134,13 +134,14 @@ def _draw(glide, beat, loud, slow, width, height) -> np.ndarray:
 def make_demo_video(path, seconds=60.0, seed=0, width=320, height=240, fps=25, sample_rate=44100) -> None:
     """Write a synthetic mp4 (atomically) whose picture is a deterministic function of its sound."""
     rng = np.random.default_rng(seed)
-    audio, pitch, drum_env = _synth(seconds, sample_rate, rng)
+    audio, pitch, drum_env, hat_env = _synth(seconds, sample_rate, rng)
     n_frames = int(round(seconds * fps))
-    glide, beat, loud, slow = _frame_features(audio, pitch, drum_env, sample_rate, fps, n_frames)
-    with VideoWriter(path, fps, width, height, audio_rate=sample_rate, audio_channels=2) as writer:
+    glide, beat, hats, slow = _frame_features(pitch, drum_env, hat_env, sample_rate, fps, n_frames)
+    with VideoWriter(path, fps, width, height, audio_rate=sample_rate, audio_channels=2,
+                     deterministic=True) as writer:
         for f0 in range(0, n_frames, _CHUNK):
             f1 = min(n_frames, f0 + _CHUNK)
-            writer.add_frames(_draw(glide[f0:f1], beat[f0:f1], loud[f0:f1], slow[f0:f1], width, height))
+            writer.add_frames(_draw(glide[f0:f1], beat[f0:f1], hats[f0:f1], slow[f0:f1], width, height))
             a0 = int(round(f0 / fps * sample_rate))
             a1 = audio.shape[1] if f1 == n_frames else int(round(f1 / fps * sample_rate))
             writer.add_audio(audio[:, a0:a1])

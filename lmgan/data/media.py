@@ -313,7 +313,8 @@ class VideoWriter:
     exception never leaves a half-written file at `path` nor destroys an earlier one.
     """
 
-    def __init__(self, path, fps, width, height, audio_rate=None, audio_channels=1, crf=18):
+    def __init__(self, path, fps, width, height, audio_rate=None, audio_channels=1, crf=18,
+                 deterministic=False):
         if width % 2 or height % 2:
             raise ValueError(f"H.264 yuv420p needs even width and height, got {width}x{height}")
         if audio_rate is not None and int(audio_rate) not in AAC_RATES:
@@ -331,8 +332,12 @@ class VideoWriter:
             self._video.pix_fmt = "yuv420p"
             self._video.codec_context.time_base = 1 / self._rate
             # One x264 thread: with frame threads its output depended on timing here (the same
-            # frames encoded twice differed by up to 5 levels), and a seed must give one file.
-            self._video.options = {"crf": str(crf), "threads": "1"}
+            # frames encoded twice differed by up to 5 levels). Its assembly paths still gave 6
+            # different files in 8 encodes of the same frames on a busy 2-core machine; without
+            # them (asm=0) every encode is the same, 4x slower: `deterministic` asks for that,
+            # for files a seed must reproduce (the demo clip).
+            self._video.options = {"crf": str(crf), "threads": "1",
+                                   **({"x264-params": "asm=0"} if deterministic else {})}
             self._audio = None
             if audio_rate is not None:
                 self._layout = {1: "mono", 2: "stereo"}.get(audio_channels)

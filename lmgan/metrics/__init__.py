@@ -1,11 +1,16 @@
 """Evaluation metrics: a registry (name → Metric) used by training, `lmgan eval` and sweeps.
 
-Two kinds:
+Four kinds:
 - frame metrics (ssim, psnr, lpips, lpips_vgg) score each generated frame against its real
   counterpart; the evaluator averages them per held-out window and reports mean ± std over
   windows (Table 1 protocol).
 - set metrics (fvd, fid, fdd) are Fréchet distances between Gaussian fits of detector features of
   the generated and the real set; the real statistics are computed once per video and cached.
+- sequence metrics (av_align, motion_corr) score the whole held-out part, generated window after
+  window, as one video with its sound: do its motions fall where the sound's onsets and the real
+  video's motions fall (metrics/sync.py)?
+- probe metrics (sensitivity) generate the held-out part again from altered sound: does the
+  output change when the sound does?
 
 Metrics needing pretrained weights name them (lmgan.weights); builders import lazily so reading
 the registry (config validation) costs nothing.
@@ -28,12 +33,13 @@ FVD_CLIP = 16   # StyleGAN-V's FVD16: windows are cut into consecutive 16-frame 
 @dataclass(frozen=True)
 class Metric:
     name: str
-    kind: str                      # "frame" | "set"
+    kind: str                      # "frame" | "set" | "sequence" | "probe"
     higher_is_better: bool
     build: Callable                # (device, weight_paths) → per-frame fn, or a feature extractor
     weights: tuple[str, ...] = ()  # pretrained weights it needs (lmgan.weights names)
     what: str = ""
     per_window: Callable[[int], int] = lambda t: t   # set metrics: feature vectors from a T-frame window
+    cost: str = "negligible"       # what it adds to an evaluation (help texts, docs)
 
 
 def _ssim(device, paths):
@@ -66,16 +72,35 @@ def _fdd(device, paths):
     return FrameDifferenceFeatures(device)
 
 
+def _sync(name: str):
+    def build(device, paths):
+        from lmgan.metrics import sync
+        return getattr(sync, name)
+    return build
+
+
 REGISTRY: dict[str, Metric] = {m.name: m for m in (
     Metric("ssim", "frame", True, _ssim, what="structural similarity, per frame"),
     Metric("psnr", "frame", True, _psnr, what="peak signal-to-noise ratio (dB), per frame"),
-    Metric("lpips", "frame", False, _lpips("alex", "alexnet"), ("alexnet",), "LPIPS v0.1, AlexNet"),
-    Metric("lpips_vgg", "frame", False, _lpips("vgg", "vgg16"), ("vgg16",), "LPIPS v0.1, VGG16"),
+    Metric("lpips", "frame", False, _lpips("alex", "alexnet"), ("alexnet",), "LPIPS v0.1, AlexNet",
+           cost="an AlexNet pass per frame"),
+    Metric("lpips_vgg", "frame", False, _lpips("vgg", "vgg16"), ("vgg16",), "LPIPS v0.1, VGG16",
+           cost="a VGG16 pass per frame"),
     Metric("fvd", "set", False, _fvd, ("i3d",), "Fréchet video distance, I3D (StyleGAN-V protocol)",
-           per_window=lambda t: t // FVD_CLIP),
-    Metric("fid", "set", False, _fid, ("inception",), "Fréchet inception distance, per frame"),
+           per_window=lambda t: t // FVD_CLIP, cost="an I3D pass per 16-frame clip"),
+    Metric("fid", "set", False, _fid, ("inception",), "Fréchet inception distance, per frame",
+           cost="an Inception pass per frame"),
     Metric("fdd", "set", False, _fdd, (), "frame-difference distance: temporal coherence, no weights",
            per_window=lambda t: t - 1),
+    Metric("av_align", "sequence", True, _sync("av_align"), (),
+           "AV-Align: sound onsets vs optical-flow peaks, IoU within one frame; beside it "
+           "av_align_real, the real video's own score", cost="optical flow of every held-out frame"),
+    Metric("motion_corr", "sequence", True, _sync("motion_corr"), (),
+           "correlation over held-out time of real and generated motion, per 4x4 cell"),
+    Metric("sensitivity", "probe", True, lambda device, paths: None, (),
+           "change of the output when the sound is time-shifted (sensitivity_silence: silenced), "
+           "relative to the real video's change; 0 = deaf to its sound",
+           cost="two more generations of the held-out part"),
 )}
 
 

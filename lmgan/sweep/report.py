@@ -306,8 +306,8 @@ def _plotly_js(files: Path) -> None:
 
 
 def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict, str]:
-    """Copy the best trial's latest samples/iter_*.mp4 and its frame grid into `files`:
-    ({"mp4"|"png": (file name, iteration)}, note)."""
+    """Copy the best trial's latest samples/iter_*.mp4, its frame grid and its motion plot into
+    `files`: ({"mp4"|"png"|"motion": (file name, iteration)}, note)."""
     try:
         infos = [f for f in c.list_artifacts(trial.run_id, "samples") if not f.is_dir]
     except Exception as e:
@@ -321,6 +321,9 @@ def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict, str]:
         grid = latest["mp4"][0][:-4] + ".png"
         if grid in {f.path for f in infos}:
             latest["png"] = (grid, latest["mp4"][1])
+        motion = latest["mp4"][0][:-4] + "-motion.png"
+        if motion in {f.path for f in infos}:
+            latest["motion"] = (motion, latest["mp4"][1])
     if not latest:
         return {}, "it logged no samples/iter_*.mp4 or .png yet"
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", trial.trial_id)[:80] or "best"
@@ -590,6 +593,10 @@ def _best_section(c, best: Trial | None, cols: list[str], objective: str, mode: 
         name, it = samples["png"]
         h.append(f'<figure><img class="grid" alt="frame grid" src="{ref}/{quote(name)}">'
                  f'<figcaption>frame grid, iteration {it}</figcaption></figure>')
+    if "motion" in samples:
+        name, it = samples["motion"]
+        h.append(f'<figure><img class="grid" alt="motion over held-out time" src="{ref}/{quote(name)}">'
+                 f'<figcaption>does it move when the real video moves? iteration {it}</figcaption></figure>')
     h.append("</div>")
     if not samples or note:
         h.append(f'<p class="note">Samples: {_e(note or "none")}.</p>')

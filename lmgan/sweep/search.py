@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPACE = REPO / "sweeps" / "spaces" / "default.yaml"
 STATE = "lmgan-sweep.json"
 DEFAULTS = {"trials": 20, "objective": "fvd", "max_iters": None, "grace_iters": None,
-            "eval_every": None}
+            "eval_every": None, "space": None}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", help="a name from sweeps/videos.yaml (cello, quintet, drums, "
                    "talking-head, demo) or a video file")
-    p.add_argument("--space", help=f"search-space YAML (default {DEFAULT_SPACE.relative_to(REPO)})")
+    p.add_argument("--space", help=f"search-space YAML (default {DEFAULT_SPACE.relative_to(REPO)}; "
+                   "the demo's: sweeps/spaces/demo.yaml)")
     p.add_argument("--trials", type=int, help="trials to run (default 20; the demo's: 4)")
-    p.add_argument("--objective", help="metric ASHA and Optuna optimise (default fvd; any of "
-                   "ssim, psnr, lpips, lpips_vgg, fvd, fid, fdd)")
+    p.add_argument("--objective", help="metric ASHA and Optuna optimise (default fvd, the demo's "
+                   "motion_corr; any of ssim, psnr, lpips, lpips_vgg, fvd, fid, fdd, motion_corr, "
+                   "av_align, sensitivity)")
     p.add_argument("--max-iters", type=int, help="iterations of a trial that is never stopped")
     p.add_argument("--grace-iters", type=int, help="iterations before ASHA may stop a trial")
     p.add_argument("--eval-every", type=int, help="iterations between evaluations (= reports, "
@@ -113,7 +115,9 @@ def _plan(args) -> dict:
         "iters": max_iters, "eval_every": eval_every, "ckpt_every": eval_every,
         "sample_every": eval_every, "log_every": min(base.log_every, eval_every),
         "eval_metrics": metrics, "seed": args.seed}, "sweep"))
-    space_path = Path(args.space) if args.space else DEFAULT_SPACE
+    space_path = Path(opts["space"]) if opts["space"] else DEFAULT_SPACE
+    if not args.space and not space_path.is_absolute():       # a registry entry's: repository-relative
+        space_path = REPO / space_path
     space = spaces.load_space(space_path, fixed_cfg)
     fixed = {k: v for k, v in fixed_cfg.to_dict().items() if k not in space}
     return {"video": video.name, "source": str(video.path), "objective": objective,

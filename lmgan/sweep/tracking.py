@@ -14,6 +14,7 @@ Layout (lmgan report and the tests read it):
   config key; metrics per iteration (step = iteration): loss_* and it_per_s at every log,
   the held-out metrics (<name> and <name>_std for frame metrics) at every evaluation;
   artifacts samples/iter_*.mp4 (generated | real, with sound), samples/iter_*.png (frame grids),
+  samples/iter_*-motion.png (held-out frames over real and generated motion against time),
   losses.png, config.yaml, checkpoints/best.pt.
 """
 

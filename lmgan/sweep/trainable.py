@@ -109,6 +109,7 @@ class TuneEvents:
         elif event == "sampled":
             self.tracker.artifact(info["video"], "samples")
             self.tracker.artifact(info["grid"], "samples")
+            self.tracker.artifact(info["motion"], "samples")
 
     def report(self, iteration: int, ckpt: Path) -> None:
         from ray import tune

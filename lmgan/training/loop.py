@@ -87,14 +87,15 @@ class Trainer:
         else:
             self.perceptual = None
 
-        self.evaluator = Evaluator(cfg.eval_metrics, self.device, stats_key=heldout_key(data, cfg))
+        self.evaluator = Evaluator(cfg.eval_metrics, self.device, stats_key=heldout_key(data, cfg),
+                                   fps=cfg.fps, sample_rate=cfg.sample_rate)
         self.evaluator.check(len(data.heldout_starts(cfg.seq_len, cfg.eval_windows)), cfg.seq_len)
 
         # Data resident on the device: a step gathers its windows with one index.
         self.frames = data.frames.to(self.device)
         self.feats = data.feats.to(self.device)
         self.window = torch.arange(cfg.seq_len)
-        self.streams = TrainStreams(data.n_train, cfg.seq_len, cfg.batch, cfg.seed)
+        self.streams = TrainStreams(data.n_train, cfg.seq_len, cfg.batch, cfg.seed, cfg.restart_every)
         self.state = self.model.initial_state(cfg.batch, self.device)
         self.iteration = 0
         self.history: list[dict] = []
@@ -239,10 +240,12 @@ class Trainer:
         report.plot_curves(self.run_dir / "losses.png", self.history, title=self.run_dir.name)
         self._emit("evaluated", rec)
         if sample:
-            grid = samples / f"{tag}.png"
-            report.save_png(grid, report.frame_grid(np.concatenate(grid_fake), np.concatenate(grid_real)))
+            grid, motion = samples / f"{tag}.png", samples / f"{tag}-motion.png"
+            fake_all, real_all = np.concatenate(grid_fake), np.concatenate(grid_real)
+            report.save_png(grid, report.frame_grid(fake_all, real_all))
+            report.plot_motion(motion, fake_all, real_all, cfg.fps, title=f"{self.run_dir.name}, iteration {self.iteration}")
             self._emit("sampled", {"iter": self.iteration, "video": str(samples / f"{tag}.mp4"),
-                                   "grid": str(grid)})
+                                   "grid": str(grid), "motion": str(motion)})
         return rec
 
     # ----------------------------------------------------------------------------- checkpoints

@@ -1,4 +1,5 @@
-"""What a person looks at in a run folder: loss curves, frame grids, and the metric history."""
+"""What a person looks at in a run folder: loss curves, frame grids, motion over held-out time,
+and the metric history."""
 
 from __future__ import annotations
 
@@ -26,6 +27,49 @@ def save_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp)
 
 
+COMPANIONS = {"_real": "real video", "_silence": "from silence"}   # drawn in their metric's panel
+
+
+def plot_motion(path: Path, fake: np.ndarray, real: np.ndarray, fps: float, title: str = "") -> None:
+    """Does it move when the real video moves? Evenly spaced held-out frames (generated above
+    real) over the per-frame motion (mean |x[t+1] − x[t]|, grey levels) of both against time.
+    fake, real: uint8 [T, S, S, 3], the held-out part in order."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmgan.metrics.sync import motion_corr
+
+    def motion(x):
+        return np.abs(np.diff(x.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+
+    t = np.arange(1, len(real)) / fps
+    corr = motion_corr(*(torch_frames(x) for x in (fake, real)))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5.6), gridspec_kw={"height_ratios": [1.1, 1]})
+    top.imshow(frame_grid(fake, real, columns=10))
+    top.set_axis_off()
+    top.set_title("held-out frames: generated (top), real (bottom)", fontsize=10)
+    bottom.plot(t, motion(real), lw=1.2, label="real")
+    bottom.plot(t, motion(fake), lw=1.2, label="generated")
+    bottom.set(xlabel="held-out time (s)", ylabel="motion (grey levels / frame)",
+               title=f"per-frame motion; motion_corr {corr:.2f}")
+    bottom.legend(fontsize=8, loc="upper right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)
+
+
+def torch_frames(x: np.ndarray):
+    """uint8 [T, S, S, 3] → a float tensor [T, 3, S, S] (the layout lmgan.metrics.sync reads)."""
+    import torch
+    return torch.from_numpy(x).movedim(-1, 1).float()
+
+
 def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
     """Losses (first panel) and each held-out metric, mean ± std over windows, against iterations."""
     import matplotlib
@@ -34,7 +78,9 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
 
     losses = [r for r in history if r.get("kind") == "loss"]
     evals = [r for r in history if r.get("kind") == "eval"]
-    metrics = [k for k in (evals[-1] if evals else {}) if k not in ("iter", "kind") and not k.endswith("_std")]
+    last = evals[-1] if evals else {}
+    metrics = [k for k in last if k not in ("iter", "kind") and not k.endswith("_std")
+               and not any(k == m + c for m in last for c in COMPANIONS)]
     fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6), squeeze=False)
     axes = axes[0]
     if losses:
@@ -50,8 +96,12 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
         it = [r["iter"] for r in evals]
         mean = np.array([r.get(key, np.nan) for r in evals])
         std = np.array([r.get(key + "_std", 0.0) for r in evals])
-        ax.plot(it, mean, marker="o")
+        ax.plot(it, mean, marker="o", label="generated")
         ax.fill_between(it, mean - std, mean + std, alpha=0.25)
+        for suffix, label in COMPANIONS.items():       # av_align_real, sensitivity_silence
+            if key + suffix in last:
+                ax.plot(it, [r.get(key + suffix, np.nan) for r in evals], ls="--", label=label)
+                ax.legend(fontsize=8)
         ax.set(xlabel="iteration", title=f"held-out {key} (mean ± std)")
     if title:
         fig.suptitle(title)
