@@ -34,7 +34,8 @@ def _synthetic_data(cfg):
                      source="synthetic", cached=False)
 
 
-def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, precision: str = "fp32") -> dict:
+def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, precision: str = "fp32",
+            channel_base: int = 4096) -> dict:
     """Iterations/s of Trainer.step at one size (warm-up excluded) and peak memory."""
     import torchvision
 
@@ -45,7 +46,7 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, pr
 
     cfg = validate(Config(image_size=size, seq_len=seq_len, batch=batch, device=device, lambda_pl=10.0,
                           mfs=True, sac=True, acin=True, vp="dirconvgru", vp_kernel=3,
-                          precision=precision))
+                          precision=precision, g_channel_base=channel_base, d_channel_base=channel_base))
     try:
         vgg, vgg_note = PerceptualLoss.from_config(""), "ImageNet"
     except LmganError:
@@ -189,6 +190,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--channel-base", type=int, default=4096, help="g_ and d_channel_base (default "
+                   "4096, the authors' widths; smaller is narrower, as the demo's 512)")
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per size (after warm-up)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -204,7 +207,8 @@ def main(argv=None) -> int:
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size in this process
     a = p.parse_args(argv)
     if a.one:
-        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device, a.precision[0])))
+        print(json.dumps(measure(a.one, a.seq_len, a.batch, a.seconds, a.device, a.precision[0],
+                                 a.channel_base)))
         return 0
     rows, shared = [], []
     for size in [] if a.skip_train else a.sizes:
@@ -227,10 +231,12 @@ def main(argv=None) -> int:
     metric_rows = [] if a.skip_metrics else measure_metrics(a.device)
     if not (a.skip_vp or a.json):
         print("timing the DirConvGRU layer against its naive formulation ...", file=sys.stderr, flush=True)
-    vp_rows = [] if a.skip_vp else [measure_vp(s, channels_at(s, 4096, 512), a.seq_len, 3, a.device, min(a.seconds, 10.0))
+    vp_rows = [] if a.skip_vp else [measure_vp(s, channels_at(s, a.channel_base, 512), a.seq_len, 3, a.device, min(a.seconds, 10.0))
                                     for s in a.sizes if s <= 128]
+    widths = " (the authors' widths)" if a.channel_base == 4096 else ""
     result = {"device": device_name(a.device), "torch": torch.__version__,
-              "model": "full, authors' widths (MfS+SaC+acIN, DirConvGRU K=3, D_I+D_V, WGAN-GP, relu2_2 perceptual)", "results": rows,
+              "model": f"full, channel_base {a.channel_base}{widths} (MfS+SaC+acIN, DirConvGRU K=3, "
+                       "D_I+D_V, WGAN-GP, relu2_2 perceptual)", "results": rows,
               "shared_device": shared, "metrics": metric_rows, "dirconvgru": vp_rows}
     if a.json:
         print(json.dumps(result, indent=2))
@@ -262,6 +268,7 @@ def _run_one(a, size: int, copies: int, precision: str) -> list[dict]:
     """`copies` processes timing one size at once; each row or {"error": ...}."""
     cmd = [sys.executable, "-m", "lmgan.bench", "--one", str(size), "--seq-len", str(a.seq_len),
            "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device,
+           "--channel-base", str(a.channel_base),
            "--precision", precision]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(copies)]

@@ -52,6 +52,7 @@ def store(tmp_path_factory):
     _mp4(media / "iter_0000030.mp4")
     _png(media / "iter_0000020.png")
     _png(media / "iter_0000030.png")
+    _png(media / "iter_0000030-motion.png")
     run_ids = {}
     for k, (trial, (lr, vp, final, status)) in enumerate(TRIALS.items()):
         tr = tracking.TrialRun(uri, eid, pid, "sweep-a", trial, {"lr_g": lr, "vp_kernel": vp, "mfs": True},
@@ -61,9 +62,11 @@ def store(tmp_path_factory):
             if step >= 20:
                 f = step / 30
                 tr.metrics({"ssim": final * f, "ssim_std": 0.02, "psnr": 20 + 5 * final * f,
-                            "psnr_std": 1.25, "fdd": 10.0 * (1 - final * f)}, step)
+                            "psnr_std": 1.25, "fdd": 10.0 * (1 - final * f), "av_align": 0.3,
+                            "av_align_real": 0.4, "motion_corr": final / 2}, step)
         if trial == BEST:
-            for name in ("iter_0000020.mp4", "iter_0000030.mp4", "iter_0000020.png", "iter_0000030.png"):
+            for name in ("iter_0000020.mp4", "iter_0000030.mp4", "iter_0000020.png", "iter_0000030.png",
+                         "iter_0000030-motion.png"):
                 tr.artifact(media / name, "samples")
         assert tr.flush()
         tr.finish(status)
@@ -106,6 +109,7 @@ def test_report_of_a_sweep(store, tmp_path, capsys):
     assert "<td>30</td>" in rows[0][1]           # iterations reached
     assert "<td>0.0003</td>" in rows[0][1] and "<td>5</td>" in rows[0][1]   # its params
     assert "ssim ↑ (objective)" in page and "fdd ↓" in page
+    assert "motion_corr ↑" in page and "av_align ↑" in page and ">av_align_real</td>" in page
 
     # Importances (3 finished/stopped trials, 2 varied params), parallel coordinates, history.
     imp = page.split('id="importance"', 1)[1].split("</section>", 1)[0]
@@ -122,6 +126,9 @@ def test_report_of_a_sweep(store, tmp_path, capsys):
     assert grid.read_bytes() == (store["media"] / "iter_0000030.png").read_bytes()
     assert f'<video controls preload="metadata" src="report_files/{video.name}">' in page
     assert f'src="report_files/{grid.name}"' in page
+    motion = files / f"best_{BEST}_iter_0000030-motion.png"
+    assert motion.read_bytes() == (store["media"] / "iter_0000030-motion.png").read_bytes()
+    assert f'src="report_files/{motion.name}"' in page
     assert not (files / f"best_{BEST}_iter_0000020.mp4").exists()
     js = files / "plotly.min.js"
     assert js.stat().st_size > 1_000_000
@@ -133,7 +140,7 @@ def test_report_of_a_sweep(store, tmp_path, capsys):
     write_report("demo", out, store["uri"], sweep="sweep-a")
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.html", "report_files"]
-    assert sorted(p.name for p in files.iterdir()) == sorted([video.name, grid.name, js.name])
+    assert sorted(p.name for p in files.iterdir()) == sorted([video.name, grid.name, motion.name, js.name])
 
 
 def test_latest_sweep_without_objective_values(store, tmp_path, capsys):

@@ -155,7 +155,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
     gauges = TrialGauges(spec.sweep, trial_id)
     try:     # building the networks is where a too-big configuration usually runs out of memory
-        trainer = Trainer(cfg, data, run_dir)
+        trainer = Trainer(cfg, data, run_dir, name=f"trial {trial_id}")
         restored = tune.get_checkpoint()
         if restored is not None:
             with restored.as_directory() as d:

@@ -63,8 +63,9 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 class Trainer:
     def __init__(self, cfg: Config, data: VideoData, run_dir: Path, callbacks: list[Callback] = (),
-                 perceptual: PerceptualLoss | None = None):
+                 perceptual: PerceptualLoss | None = None, name: str | None = None):
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.name = name or self.run_dir.name      # titles of the progress bar and the plots
         self.callbacks = list(callbacks)
         self.device = pick_device(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -155,7 +156,7 @@ class Trainer:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=cfg.iters, initial=self.iteration, disable=not progress, unit="it",
-                   dynamic_ncols=True, desc=self.run_dir.name)
+                   dynamic_ncols=True, desc=self.name)
         start_iter, t0 = self.iteration, time.perf_counter()
         try:
             while self.iteration < cfg.iters:
@@ -237,13 +238,13 @@ class Trainer:
         rec = {"kind": "eval", "iter": self.iteration, **metrics}
         self.history.append(rec)
         report.write_history(self.run_dir / "history.jsonl", self.history)
-        report.plot_curves(self.run_dir / "losses.png", self.history, title=self.run_dir.name)
+        report.plot_curves(self.run_dir / "losses.png", self.history, title=self.name)
         self._emit("evaluated", rec)
         if sample:
             grid, motion = samples / f"{tag}.png", samples / f"{tag}-motion.png"
             fake_all, real_all = np.concatenate(grid_fake), np.concatenate(grid_real)
             report.save_png(grid, report.frame_grid(fake_all, real_all))
-            report.plot_motion(motion, fake_all, real_all, cfg.fps, title=f"{self.run_dir.name}, iteration {self.iteration}")
+            report.plot_motion(motion, fake_all, real_all, cfg.fps, title=f"{self.name}, iteration {self.iteration}")
             self._emit("sampled", {"iter": self.iteration, "video": str(samples / f"{tag}.mp4"),
                                    "grid": str(grid), "motion": str(motion)})
         return rec
