@@ -26,7 +26,8 @@ from lmgan.metrics import REGISTRY
 from lmgan.metrics.evaluator import Evaluator, heldout_pass, load_stats, save_stats
 from lmgan.render import model_from_checkpoint
 from lmgan.training import checkpoint
-from lmgan.training.loop import heldout_key, pick_device, to_unit_float
+from lmgan.pixels import to_unit_float
+from lmgan.training.loop import heldout_key, pick_device
 
 SOUND_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".mkv", ".mov"}
 

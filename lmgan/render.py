@@ -20,8 +20,9 @@ from lmgan.data.features import SoundFeatures, frame_count
 from lmgan.data.media import AAC_RATES, AudioSource, Resampler, VideoWriter
 from lmgan.errors import LmganError
 from lmgan.nets.model import ListenAndMove
+from lmgan.pixels import to_uint8
 from lmgan.training import checkpoint
-from lmgan.training.loop import pick_device, to_uint8
+from lmgan.training.loop import pick_device
 
 def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[ListenAndMove, Config]:
     """The generating networks of a checkpoint file or run folder."""

@@ -19,6 +19,7 @@ import torch
 from lmgan import atomic, weights
 from lmgan.errors import LmganError
 from lmgan.metrics import REGISTRY
+from lmgan.pixels import to_uint8, to_unit_float
 
 
 def stats_path(key: str, metric: str) -> Path:
@@ -57,6 +58,7 @@ class Evaluator:
         self.fps, self.sample_rate = fps, sample_rate
         self.probes = [m.name for m in self.metrics if m.kind == "probe"]
         self._real_av_align = None   # the real held-out part's own AV-Align: computed once
+        self._real_shift_change = None   # sensitivity's unit (_real_shift_change): computed once
         self.reset()
 
     def check(self, windows: int, seq_len: int) -> None:
@@ -90,7 +92,6 @@ class Evaluator:
         if self.sequence:
             if sound is None:
                 raise LmganError(f"{self.sequence[0]}: needs the sound of every window")
-            from lmgan.training.loop import to_uint8
             self.windows.append((to_uint8(fake), to_uint8(real), np.asarray(sound, np.float32)))
 
     def _sequence_result(self) -> dict:
@@ -100,8 +101,8 @@ class Evaluator:
         sound = np.concatenate([w[2] for w in self.windows])
         out = {}
         if "motion_corr" in self.sequence:
-            out["motion_corr"] = self.fns["motion_corr"](torch.from_numpy(fake).movedim(-1, 1),
-                                                         torch.from_numpy(real).movedim(-1, 1))
+            out["motion_corr"] = self.fns["motion_corr"](to_unit_float(torch.from_numpy(fake)),
+                                                         to_unit_float(torch.from_numpy(real)))
         if "av_align" in self.sequence:
             av_align = self.fns["av_align"]
             onsets = sync.audio_onsets(sound, self.sample_rate)
@@ -145,8 +146,6 @@ def heldout_pass(model, data, cfg, device, evaluator: Evaluator, seed: int, on_w
     the time-shifted and from the silenced sound, from the same RNG state (the same noise), each
     variant carrying its own recurrent state.
     """
-    from lmgan.training.loop import to_unit_float
-
     starts = data.heldout_starts(cfg.seq_len, cfg.eval_windows)
     evaluator.check(len(starts), cfg.seq_len)
     feats, frames = data.feats.to(device), data.frames
@@ -175,7 +174,9 @@ def heldout_pass(model, data, cfg, device, evaluator: Evaluator, seed: int, on_w
         model.train(was_training)
     out = evaluator.result()
     if variants:
-        scale = _real_shift_change(data, starts, cfg.seq_len) * len(starts)
+        if evaluator._real_shift_change is None:
+            evaluator._real_shift_change = _real_shift_change(data, starts, cfg.seq_len)
+        scale = evaluator._real_shift_change * len(starts)
         out["sensitivity"] = float(moved["shifted"]) / scale
         out["sensitivity_silence"] = float(moved["silence"]) / scale
     return out

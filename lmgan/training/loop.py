@@ -27,6 +27,7 @@ from lmgan.data.media import VideoWriter
 from lmgan.errors import LmganError
 from lmgan.metrics.evaluator import Evaluator, heldout_pass
 from lmgan.nets.model import ListenAndMove, build_critics, detach_state
+from lmgan.pixels import to_uint8, to_unit_float
 from lmgan.training import checkpoint, report
 from lmgan.training.losses import PerceptualLoss, critic_loss
 
@@ -49,16 +50,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise LmganError(f"config: device={name!r} but CUDA is not available on this machine")
     return torch.device(name)
-
-
-def to_unit_float(frames_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 [..., S, S, 3] → float [..., 3, S, S] in [-1, 1]."""
-    return frames_u8.movedim(-1, -3).float().div(127.5).sub(1)
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """float [..., 3, S, S] in [-1, 1] → uint8 numpy [..., S, S, 3]."""
-    return frames.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(-3, -1).cpu().numpy()
 
 
 class Trainer:

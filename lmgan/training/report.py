@@ -38,36 +38,28 @@ def plot_motion(path: Path, fake: np.ndarray, real: np.ndarray, fps: float, titl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lmgan.metrics.sync import motion_corr
+    import torch
 
-    def motion(x):
-        return np.abs(np.diff(x.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    from lmgan.metrics.sync import motion_corr, motion_profile
+    from lmgan.pixels import to_unit_float
+
+    fake_t, real_t = (to_unit_float(torch.from_numpy(x)) for x in (fake, real))
+
+    def motion(x):      # grey levels: [-1, 1] spans 255 of them
+        return motion_profile(x).mean(1).numpy() * 127.5
 
     t = np.arange(1, len(real)) / fps
-    corr = motion_corr(*(torch_frames(x) for x in (fake, real)))
+    corr = motion_corr(fake_t, real_t)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5.6), gridspec_kw={"height_ratios": [1.1, 1]})
     top.imshow(frame_grid(fake, real, columns=10))
     top.set_axis_off()
     top.set_title("held-out frames: generated (top), real (bottom)", fontsize=10)
-    bottom.plot(t, motion(real), lw=1.2, label="real")
-    bottom.plot(t, motion(fake), lw=1.2, label="generated")
+    bottom.plot(t, motion(real_t), lw=1.2, label="real")
+    bottom.plot(t, motion(fake_t), lw=1.2, label="generated")
     bottom.set(xlabel="held-out time (s)", ylabel="motion (grey levels / frame)",
                title=f"per-frame motion; motion_corr {corr:.2f}")
     bottom.legend(fontsize=8, loc="upper right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        with atomic.replacing(path) as tmp:
-            fig.savefig(tmp, dpi=90)
-    finally:
-        plt.close(fig)
-
-
-def torch_frames(x: np.ndarray):
-    """uint8 [T, S, S, 3] → a float tensor [T, 3, S, S] (the layout lmgan.metrics.sync reads)."""
-    import torch
-    return torch.from_numpy(x).movedim(-1, 1).float()
+    _save(fig, path, title)
 
 
 def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
@@ -103,10 +95,16 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
                 ax.plot(it, [r.get(key + suffix, np.nan) for r in evals], ls="--", label=label)
                 ax.legend(fontsize=8)
         ax.set(xlabel="iteration", title=f"held-out {key} (mean ± std)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    _save(fig, path, title)
+
+
+def _save(fig, path: Path, title: str) -> None:
+    """Title, lay out and write a figure atomically, and free it whatever happens."""
+    import matplotlib.pyplot as plt
     try:
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
         with atomic.replacing(path) as tmp:
             fig.savefig(tmp, dpi=90)
     finally:
