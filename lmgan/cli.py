@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from lmgan.errors import LmganError
+from lmgan.errors import LmganError, first_line
 
 DEMO = "demo"
 
@@ -250,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     except LmganError as e:
         print(f"lmgan: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:   # a folder that cannot be written, a full disk: the path and why
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"lmgan: error: {where}{(e.strerror or first_line(e)).lower()}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

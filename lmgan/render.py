@@ -24,6 +24,7 @@ from lmgan.pixels import to_uint8
 from lmgan.training import checkpoint
 from lmgan.training.loop import pick_device
 
+
 def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[ListenAndMove, Config]:
     """The generating networks of a checkpoint file or run folder."""
     return model_from_checkpoint(checkpoint.load(ckpt_path), ckpt_path, device)
@@ -46,45 +47,63 @@ def render(ckpt_path: str | Path, audio_path: str | Path, out_path: str | Path,
     dev = pick_device(device)
     model, cfg = load_model(ckpt_path, dev)
     src = AudioSource(audio_path)
-    feats = SoundFeatures(cfg)
-    to_model = Resampler(cfg.sample_rate, "mono")
     out_rate = src.rate if src.rate in AAC_RATES else 48000
     channels = 2 if src.channels >= 2 else 1
-    to_out = Resampler(out_rate, "stereo" if channels == 2 else "mono")
+    try:
+        with VideoWriter(out_path, cfg.fps, cfg.image_size, cfg.image_size,
+                         audio_rate=out_rate, audio_channels=channels) as writer:
+            total, seconds = stream(model, cfg, src, writer, seed, out_rate, channels,
+                                    desc=Path(out_path).name if progress else None)
+    finally:
+        src.close()
+    return {"frames": total, "seconds": seconds, "out": str(out_path)}
+
+
+@torch.no_grad()
+def stream(model: ListenAndMove, cfg: Config, src: AudioSource, sink, seed: int = 0,
+           out_rate: int | None = None, channels: int = 1, desc: str | None = None) -> tuple[int, float]:
+    """Generate the frames of `src`'s sound window by window into `sink`: `sink.add_frames`
+    gets uint8 [n, S, S, 3] windows, `sink.add_audio` the sound resampled to `out_rate` (or
+    nothing when it is None). Returns (frames, seconds of sound). `desc` shows a progress bar.
+
+    Frames are generated as training generates them: consecutive windows from frame 0 with the
+    recurrent state carried, features of the same global grid, the model's own normalisation."""
+    dev = model.feat_mean.device
+    feats = SoundFeatures(cfg)
+    to_model = Resampler(cfg.sample_rate, "mono")
+    to_out = Resampler(out_rate, "stereo" if channels == 2 else "mono") if out_rate else None
     torch.manual_seed(seed)
     state = model.initial_state(1, dev)
     wave, offset, received, t = np.zeros(0, np.float32), 0, 0, 0
-    bar = tqdm(total=round(src.duration, 1) if src.duration else None, unit="s", disable=not progress,
-               desc=Path(out_path).name, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s of sound")
+    bar = tqdm(total=round(src.duration, 1) if src.duration else None, unit="s", disable=desc is None,
+               desc=desc, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s of sound")
 
     def emit(n: int) -> None:
         nonlocal state, t, wave, offset
         f = feats(wave, t, n, offset).to(dev)
         frames, state = model.generate(f[None], state)
-        writer.add_frames(to_uint8(frames[0]))
+        sink.add_frames(to_uint8(frames[0]))
         t += n
         drop = feats.first_sample(t) - offset
         if drop > 0:
             wave, offset = wave[drop:], offset + drop
 
     try:
-        with VideoWriter(out_path, cfg.fps, cfg.image_size, cfg.image_size,
-                         audio_rate=out_rate, audio_channels=channels) as writer:
-            for frame in itertools.chain(src.frames(), [None]):
-                block = to_model(frame)[0]
-                wave, received = np.concatenate([wave, block]), received + len(block)
-                writer.add_audio(to_out(frame))
-                bar.update(len(block) / cfg.sample_rate)
-                if frame is None:
-                    break
-                while feats.samples_needed(t + cfg.seq_len - 1) <= received:
-                    emit(cfg.seq_len)
-            total = frame_count(received, cfg.sample_rate, cfg.fps)
-            if total == 0:
-                raise LmganError(f"{audio_path}: the sound is shorter than one frame (1/{cfg.fps:g} s)")
-            while t < total:
-                emit(min(cfg.seq_len, total - t))
+        for frame in itertools.chain(src.frames(), [None]):
+            block = to_model(frame)[0]
+            wave, received = np.concatenate([wave, block]), received + len(block)
+            if to_out:
+                sink.add_audio(to_out(frame))
+            bar.update(len(block) / cfg.sample_rate)
+            if frame is None:
+                break
+            while feats.samples_needed(t + cfg.seq_len - 1) <= received:
+                emit(cfg.seq_len)
+        total = frame_count(received, cfg.sample_rate, cfg.fps)
+        if total == 0:
+            raise LmganError(f"{src.path}: the sound is shorter than one frame (1/{cfg.fps:g} s)")
+        while t < total:
+            emit(min(cfg.seq_len, total - t))
     finally:
         bar.close()
-        src.close()
-    return {"frames": total, "seconds": received / cfg.sample_rate, "out": str(out_path)}
+    return total, received / cfg.sample_rate

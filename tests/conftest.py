@@ -19,16 +19,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add sync overhead and stall on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# One intra-op thread for every test: the tensors are tiny, and a second thread only waits for a
+# busy core (a training test took 169 s instead of 7.6 s while another process used one core).
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
 
 
 def _clip(tmp_path_factory, name: str, seconds: float):
@@ -109,6 +103,28 @@ def ray_cluster(tmp_path_factory):
         yield {"address": address, "env": env, "metrics_ports": metrics}
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def start_mlflow_server(port, store, artifacts):
+    """`mlflow server` on loopback `port` over `store`, in its own process group (kill it with
+    os.killpg to take the server away mid-run); returns once /health answers."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", store,
+                             "--serve-artifacts", "--artifacts-destination", str(artifacts),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+            return proc
+        except OSError:
+            assert proc.poll() is None, "mlflow server exited"
+            time.sleep(0.5)
+    raise AssertionError("mlflow server did not start")
 
 
 def _postgres_bin():

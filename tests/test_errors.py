@@ -10,6 +10,7 @@ import torch
 
 from lmgan.cli import main
 from lmgan.data.media import write_video
+from lmgan.training import checkpoint
 
 
 def run(capsys, *argv):
@@ -220,3 +221,39 @@ def test_torchaudio_that_does_not_load_into_torch_is_one_line(tmp_path):
                     "undefined symbol: torch_exception_get_what_without_backtrace",
                     "pip install torch==2.11.0 torchaudio==2.11.0 torchvision==0.26.0")
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_video_of_no_length_is_one_line(capsys, tmp_path):
+    for seconds in ("0", "-1"):
+        rc = main(["demo-video", str(tmp_path / "clip.mp4"), "--seconds", seconds])
+        assert_one_line(rc, capsys.readouterr().err, f"--seconds {float(seconds):g}", "must be positive")
+    assert not (tmp_path / "clip.mp4").exists()
+
+
+def _without_root_powers(cmd):
+    """`cmd` as it runs for a user: as root, without the capability that overrides file
+    permissions (setpriv), so a read-only folder is read-only."""
+    if os.geteuid() != 0:
+        return cmd
+    import shutil
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and util-linux's setpriv is missing: permissions do not bind")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *cmd]
+
+
+def test_unwritable_output_folders_are_one_line(tmp_path, demo_clip, tiny_run):
+    """A folder the user cannot write to: exit 2, one line naming the path, nothing written."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    ckpt = checkpoint.latest(checkpoint.ckpt_dir(tiny_run))
+    lm = [sys.executable, "-m", "lmgan"]
+    for args in (["demo-video", str(locked / "demo.mp4"), "--seconds", "1"],
+                 ["train", "--video", str(demo_clip), "--preset", "tiny", "--out", str(locked / "run"), "--quiet"],
+                 ["render", "--checkpoint", str(ckpt), "--audio", str(demo_clip), "--out", str(locked / "r.mp4"),
+                  "--quiet"]):
+        p = subprocess.run(_without_root_powers(lm + args), capture_output=True, text=True, timeout=300)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1, (args[0], p.stderr[-2000:])
+        assert lines[0].startswith(f"lmgan: error: {locked}") and "permission denied" in lines[0], lines
+    assert sorted(locked.iterdir()) == []

@@ -75,7 +75,7 @@ def test_training_logs_every_configured_metric_under_its_name(tmp_path, demo_cli
     last = rows(out, "eval")[-1]
     for name in ("ssim", "ssim_std", "psnr", "fvd", "fid", "fdd"):
         assert np.isfinite(last[name]), name
-    assert last["fvd"] >= 0 and last["fdd"] >= 0
+    assert last["fvd"] > 0 and last["fdd"] > 0        # 10 iterations are far from the real clip (0 is a clamp)
 
 
 def test_real_statistics_are_cached_and_reused(demo_clip, weights_env):
@@ -104,7 +104,7 @@ def test_eval_command_table1_json(capsys, tiny_run, weights_env):
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     t1 = out["table1"]
-    assert t1["windows"] == 2 and 0 < t1["ssim"] <= 1 and t1["ssim_std"] >= 0 and t1["fdd"] >= 0
+    assert t1["windows"] == 2 and 0 < t1["ssim"] <= 1 and t1["ssim_std"] > 0 and t1["fdd"] > 0
 
 
 def test_eval_repeats_give_std_for_set_metrics(capsys, tiny_run):
@@ -125,7 +125,7 @@ def test_eval_command_table2_ood_fid(capsys, tmp_path, tiny_run, weights_env):
                "--ood-clips", "6", "--json"])
     assert rc == 0
     t2 = json.loads(capsys.readouterr().out)["table2"]
-    assert t2["clips"] == 6 and t2["frames"] >= 6 * 20 and np.isfinite(t2["fid_ood"])
+    assert t2["clips"] == 6 and t2["frames"] >= 6 * 20 and t2["fid_ood"] > 0     # FID is clamped at 0
 
 
 def test_too_few_heldout_clips_for_fvd_fail_before_training(capsys, tmp_path, demo_clip, weights_env):

@@ -7,8 +7,14 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
+import pytest
+
+from conftest import start_mlflow_server
 from tests.test_sweep import SEARCH, TINY, runs_of
+
+pytestmark = pytest.mark.slow   # Ray clusters and whole sweeps: minutes
 
 
 def test_killed_worker_restarts_from_its_last_checkpoint(ray_cluster, sweep_clip, tmp_path):
@@ -37,6 +43,26 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_cluster, sweep_clip
     assert t.data.tags["lmgan.status"] == "finished" and int(t.data.tags["lmgan.pid"]) != killed
     steps = [m.step for m in c.get_metric_history(t.info.run_id, "ssim")]
     assert steps == list(range(5, 31, 5)), steps     # every evaluation once: nothing lost or repeated
+    # Continued from its checkpoint, not redone from scratch: the restart says where it resumed,
+    # and the last checkpoint's optimisers took exactly one step per iteration in all.
+    assert int(t.data.tags["lmgan.restored_from"]) >= 5
+    assert_continued(tmp_path / "sweeps" / "worker-killed", 30)
+
+
+def assert_continued(sweep_dir, iters):
+    """Every trial's last local checkpoint is at `iters` with `iters` Adam steps in both
+    optimisers and each iteration once in its history: whatever restarted, continued."""
+    from lmgan.training import checkpoint
+    found = list(Path(sweep_dir).glob("*/lmgan/checkpoints"))
+    assert found, sweep_dir
+    for folder in found:
+        ck = checkpoint.load(checkpoint.latest(folder))
+        assert ck["iteration"] == iters, folder
+        for opt in ("opt_g", "opt_d"):
+            steps = {int(v["step"]) for v in ck[opt]["state"].values()}
+            assert steps == {iters}, (folder, opt, steps)
+        logged = [r["iter"] for r in ck["history"] if r["kind"] == "loss"]
+        assert logged == sorted(set(logged)) and logged[-1] == iters, (folder, logged)
 
 
 def _sweep_over(cluster, clip, runs, space: str, iters: int, name: str, *extra):
@@ -108,24 +134,6 @@ def test_fifty_tiny_trials_lose_no_result(ray_cluster, sweep_clip, tmp_path):
     print(f"\n50 trials in {wall:.0f} s; per trial: {train:.2f} s training, {overhead:.2f} s platform")
 
 
-def _mlflow_server(port, store, artifacts):
-    import sys
-    import urllib.request
-    from pathlib import Path
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", store,
-                             "--serve-artifacts", "--artifacts-destination", str(artifacts),
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-            return proc
-        except OSError:
-            assert proc.poll() is None, "mlflow server exited"
-            time.sleep(0.5)
-    raise AssertionError("mlflow server did not start")
-
-
 def _tracked_sweep(cluster, clip, runs, port, name, *extra):
     """A one-trial sweep of 40 iterations logging to the MLflow server at `port`."""
     return subprocess.Popen([*SEARCH, "--address", cluster["address"], "--runs-dir", str(runs), *TINY,
@@ -157,14 +165,14 @@ def test_tracking_server_down_mid_sweep_loses_nothing(ray_cluster, sweep_clip, t
     from conftest import free_port
     port = free_port()
     store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
-    server = _mlflow_server(port, store, artifacts)
+    server = start_mlflow_server(port, store, artifacts)
     driver = _tracked_sweep(ray_cluster, sweep_clip, tmp_path, port, "outage")
     try:
         _wait_for(lambda: _evaluated_trial(store), "the first evaluation")
         os.killpg(server.pid, signal.SIGKILL)          # the tracking server goes away mid-trial
         server.wait()
         time.sleep(8)                                   # training goes on meanwhile
-        server = _mlflow_server(port, store, artifacts)  # and it comes back
+        server = start_mlflow_server(port, store, artifacts)  # and it comes back
         out, _ = driver.communicate(timeout=600)
     finally:
         os.killpg(server.pid, signal.SIGKILL)
@@ -173,6 +181,8 @@ def test_tracking_server_down_mid_sweep_loses_nothing(ray_cluster, sweep_clip, t
     assert len(trials) == 1 and trials[0].data.tags["lmgan.status"] == "finished"
     steps = [m.step for m in c.get_metric_history(trials[0].info.run_id, "ssim")]
     assert steps == list(range(5, 41, 5)), steps        # nothing lost, nothing twice
+    failed = c.get_metric_history(trials[0].info.run_id, "mlflow_failed_sends")
+    assert max(m.value for m in failed) > 0, "no send failed: the trial never saw the outage"
 
 
 def test_trial_gone_while_the_server_is_down_loses_nothing_it_reported(ray_cluster, sweep_clip, tmp_path):
@@ -182,7 +192,7 @@ def test_trial_gone_while_the_server_is_down_loses_nothing_it_reported(ray_clust
     from conftest import free_port
     port = free_port()
     store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
-    server = _mlflow_server(port, store, artifacts)
+    server = start_mlflow_server(port, store, artifacts)
     driver = _tracked_sweep(ray_cluster, sweep_clip, tmp_path, port, "gone", "--max-failures", "0")
     try:
         trial = _wait_for(lambda: _evaluated_trial(store), "the first evaluation")
@@ -198,7 +208,7 @@ def test_trial_gone_while_the_server_is_down_loses_nothing_it_reported(ray_clust
                            if any(m[3] > sent for m in json.loads(u.read_text())["metrics"])],
                   "a checkpoint reported during the outage")
         os.kill(pid, signal.SIGKILL)                    # gone before it could send its queue
-        server = _mlflow_server(port, store, artifacts)
+        server = start_mlflow_server(port, store, artifacts)
         out, _ = driver.communicate(timeout=600)
     finally:
         os.killpg(server.pid, signal.SIGKILL)

@@ -8,7 +8,7 @@ from lmgan.nets.critics import ImageCritic, VideoCritic
 from lmgan.training.losses import PerceptualLoss, critic_loss, gradient_penalty
 
 
-def test_video_critic_loss_is_two_full_wgan_gp_terms(one_thread):
+def test_video_critic_loss_is_two_full_wgan_gp_terms():
     """[D(fake) − D(real) + λ·GP(real, fake)] + [D(shuffled) − D(real) + λ·GP(real, shuffled)],
     not 0.5·(D(fake) + D(shuffled)) − D(real) with one penalty."""
     torch.manual_seed(0)
@@ -26,7 +26,7 @@ def test_video_critic_loss_is_two_full_wgan_gp_terms(one_thread):
     assert (expected - halved).abs() > 1e-3
 
 
-def test_gradient_penalty_differentiates_the_sum_of_patch_scores(one_thread):
+def test_gradient_penalty_differentiates_the_sum_of_patch_scores():
     """Each sample's gradient is that of the sum of its 16 patch scores (the authors'
     grad_outputs=ones), so a critic whose patches all score x has gradient norm 16·|∇x|."""
     torch.manual_seed(0)
@@ -40,7 +40,7 @@ def test_gradient_penalty_differentiates_the_sum_of_patch_scores(one_thread):
     torch.testing.assert_close(gp, (g.flatten(1).norm(dim=1) - 1).square().mean())
 
 
-def test_perceptual_loss_is_the_relu2_2_content_loss(one_thread, vgg_path):
+def test_perceptual_loss_is_the_relu2_2_content_loss(vgg_path):
     """MSE of VGG16 relu2_2 features (ImageNet-normalised [0, 1] input) and nothing deeper."""
     sd = torch.load(vgg_path)
     pl = PerceptualLoss(sd)

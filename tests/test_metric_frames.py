@@ -12,7 +12,6 @@ from lmgan.metrics.frames import psnr_per_frame, ssim_per_frame
 
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 def smooth(n, s, g):
     """Natural-looking frames: low-frequency colour blobs over a gradient, in [-1, 1]."""

@@ -22,7 +22,6 @@ from lmgan.metrics.lpips_net import LPIPS
 
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def alex_path(tmp_path_factory):

@@ -32,7 +32,7 @@ def moving_clips(seed, n=N, t=T, s=S):
 
 
 @pytest.fixture(scope="module")
-def fdd(one_thread):
+def fdd():
     fx = FrameDifferenceFeatures("cpu")
     real = gaussian(fx(moving_clips(0)))
     return lambda clips: frechet_distance(*gaussian(fx(clips)), *real)

@@ -14,7 +14,6 @@ from lmgan.nets.prediction import CELLS, VideoPrediction
 
 F_, E, B, T, S = 8, 2, 2, 6, 16
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 M = F_ + E
 SMALL = dict(channel_base=64, max_channels=16)   # 4 channels at 16²
@@ -374,3 +373,45 @@ def test_cpu_conv3d_path_equals_reference_conv3d():
     g1 = torch.autograd.grad(y.square().sum(), [x, fast.weight])
     g2 = torch.autograd.grad(ref.square().sum(), [x, fast.weight])
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g1, g2))
+
+
+def _expected_support(cell: str, k: int) -> torch.Tensor:
+    """Written from the spec, not from the layer: where a directional cell's K×K kernel may be
+    non-zero. h+ reads columns <= its own (the centre line included), h- columns >= its own,
+    v+ rows <= its own, v- rows >= its own; the centred cell reads everything."""
+    r = torch.arange(k)
+    rows, cols = r[:, None].expand(k, k), r[None, :].expand(k, k)
+    c = k // 2
+    return {"h+": cols <= c, "h-": cols >= c, "v+": rows <= c, "v-": rows >= c,
+            "c": torch.ones(k, k, dtype=torch.bool)}[cell]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_vp_kernels_have_exactly_the_directional_support(k):
+    """Every effective kernel is non-zero exactly on its cell's half-plane, centre line included
+    (orthogonal init leaves no allowed entry at zero), in the input and the hidden kernels."""
+    vp = VideoPrediction(3, k, True)
+    for cell in CELLS:
+        want = _expected_support(cell, k)
+        for kind, w in zip(("input", "hidden"), vp.cell_weights(cell)):
+            support = (w != 0).any(0).any(0)               # [K, K] over out and in channels
+            assert torch.equal(support, want), (cell, kind, support.int().tolist())
+            assert ((w != 0) == want).all(), (cell, kind)  # every channel pair, not just some
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_vp_directional_cells_read_their_own_line(k):
+    """One step from a zero state: a directional cell's state at (i, j) depends on the input on
+    its own line (the centre of its kernel: column j for h±, row i for v±) and beyond it on its
+    side, and nowhere on the other side."""
+    c, n, i, j = 3, 9, 4, 4
+    vp = VideoPrediction(c, k, True)
+    x = torch.randn(1, 1, c, n, n, requires_grad=True)
+    _, h = vp(x, vp.initial_state(1, n, "cpu"))
+    r = k // 2
+    for idx, cell in enumerate(CELLS[:4]):
+        (g,) = torch.autograd.grad(h[0, idx * c:(idx + 1) * c, i, j].sum(), x, retain_graph=True)
+        g = g[0, 0].abs().sum(0)                           # [n, n]
+        want = torch.zeros(n, n, dtype=torch.bool)
+        want[i - r:i + r + 1, j - r:j + r + 1] = _expected_support(cell, k)
+        assert torch.equal(g > 0, want), (cell, (g > 0).int().tolist())

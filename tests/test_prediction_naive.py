@@ -9,7 +9,7 @@ from lmgan.nets.prediction_naive import naive_forward
 
 
 @pytest.mark.parametrize("directional, kernel", [(True, 3), (True, 5), (False, 3), (True, 1)])
-def test_fast_equals_naive(directional, kernel, one_thread):
+def test_fast_equals_naive(directional, kernel):
     torch.manual_seed(0)
     vp = VideoPrediction(4, kernel, directional=directional).double()
     with torch.no_grad():   # non-trivial biases and read-out, so every term is exercised

@@ -8,8 +8,11 @@ import torch
 from lmgan.cli import main
 from lmgan.data.dataset import load_video_data
 from lmgan.data.features import SoundFeatures
-from lmgan.data.media import read_audio
-from lmgan.render import load_model
+from lmgan.data.media import AudioSource, read_audio
+from lmgan.nets.model import ListenAndMove
+from lmgan.pixels import to_uint8
+from lmgan.render import load_model, model_from_checkpoint, stream
+from lmgan.training import checkpoint
 
 
 def chirp(seconds, rate, gain=1.0):
@@ -130,3 +133,103 @@ def test_white_noise_lands_in_the_training_range(tmp_path, tiny_run, demo_clip):
         f = z(fx(wave, 0, 59))
         assert f.abs().max() < 6, sd
         assert torch.maximum(f - hi, lo - f).max() < 1, sd
+
+
+class Collected:
+    """A render sink that keeps what it is given (VideoWriter's add_frames/add_audio)."""
+
+    def __init__(self):
+        self.frames, self.audio = [], []
+
+    def add_frames(self, frames):
+        self.frames.append(frames)
+
+    def add_audio(self, block):
+        self.audio.append(block)
+
+
+def test_render_of_the_clips_own_sound_is_what_training_generates(tiny_run, demo_clip):
+    """Streaming render of the training clip's own sound = the model run as training runs it,
+    written here independently of render: the checkpoint's weights in a fresh model normalised
+    with the training part's statistics, the training-time features of the decoded clip,
+    consecutive windows from frame 0 with the state carried, the same seed. Features (stream
+    offset, grid), normalisation (saved with the weights) and carried state must all agree."""
+    ck = checkpoint.load(tiny_run)
+    model, cfg = model_from_checkpoint(ck, tiny_run, torch.device("cpu"))
+    data = load_video_data(demo_clip, cfg, progress=False)
+    sink = Collected()
+    with AudioSource(demo_clip) as src:
+        n, _ = stream(model, cfg, src, sink, seed=5)
+    got = np.concatenate(sink.frames).astype(int)
+    assert n == data.n_frames == len(got) == 80 and not sink.audio
+
+    ref = ListenAndMove(cfg)
+    ref.load_state_dict(ck["model"])
+    ref.set_feature_stats(*data.feature_stats())
+    torch.manual_seed(5)
+    state, want = ref.initial_state(1, "cpu"), []
+    with torch.no_grad():
+        for t in range(0, data.n_frames, cfg.seq_len):
+            frames, state = ref.generate(data.feats[t:t + cfg.seq_len][None], state)
+            want.append(to_uint8(frames[0]))
+    want = np.concatenate(want).astype(int)
+    # Measured: identical. One uint8 level of rounding is allowed on a few pixels.
+    assert np.abs(got - want).max() <= 1 and (got != want).mean() < 1e-3
+
+
+def _render(tmp_path, ckpt, sound, name, seed=3):
+    out = tmp_path / name
+    assert main(["render", "--checkpoint", str(ckpt), "--audio", str(sound), "--out", str(out),
+                 "--seed", str(seed), "--quiet"]) == 0
+    return decoded_frames(out).astype(int)
+
+
+def test_a_trained_model_moves_with_its_sound(tmp_path, tiny_run, demo_clip):
+    """End to end through `lmgan render`: the same seed, another sound → other frames; the same
+    sound again → the same frames (so the difference is the sound's, not the encoder's)."""
+    own = write_sound(tmp_path / "own.wav", 4.0, "pcm_f32le", layout="mono",
+                      wave=read_audio(demo_clip, 44100))
+    other = write_sound(tmp_path / "chirp.wav", 4.0, "pcm_f32le", layout="mono")
+    a, again, b = (_render(tmp_path, tiny_run, s, f"{i}.mp4") for i, s in enumerate((own, own, other)))
+    assert a.shape == b.shape == (80, 32, 32, 3)
+    same, moved = np.abs(a - again).mean(), np.abs(a - b).mean()
+    assert same < 0.05 and moved > 1.0, (same, moved)
+
+
+def _clicks(seconds, rate, at):
+    wave = np.zeros(int(seconds * rate), np.float32)
+    for s in at:
+        wave[int(s * rate):int(s * rate) + 32] = 0.8
+    return wave
+
+
+def _decoded_sound(path):
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].rate
+        wave = np.concatenate([f.to_ndarray().mean(0) for f in c.decode(audio=0)])
+    return wave, rate
+
+
+def test_render_sound_track_keeps_the_inputs_duration_and_timing(tmp_path, tiny_run):
+    """The muxed sound is the input's: same length (to an AAC frame), clicks at the same times
+    (to a millisecond), and as many frames as the sound lasts."""
+    at = [0.5, 1.3, 2.05, 2.9]
+    sound = write_sound(tmp_path / "clicks.wav", 3.2, "pcm_f32le", layout="mono", wave=_clicks(3.2, 44100, at))
+    out = tmp_path / "clicks.mp4"
+    assert main(["render", "--checkpoint", str(tiny_run), "--audio", str(sound), "--out", str(out), "--quiet"]) == 0
+    wave, rate = _decoded_sound(out)
+    assert rate == 44100 and abs(len(wave) / rate - 3.2) < 1024 / rate, len(wave) / rate
+    loud = np.flatnonzero(np.abs(wave) > 0.3)
+    onsets = loud[np.r_[True, np.diff(loud) > rate // 10]] / rate
+    assert len(onsets) == len(at) and np.abs(onsets - at).max() < 1e-3, onsets
+    n, _, _ = frames_and_streams(out)
+    assert n == 64
+
+
+def test_sound_shorter_than_one_frame_is_one_line_and_writes_nothing(tmp_path, tiny_run, capsys):
+    sound = write_sound(tmp_path / "blip.wav", 0.02, "pcm_s16le", layout="mono")
+    out = tmp_path / "blip.mp4"
+    assert main(["render", "--checkpoint", str(tiny_run), "--audio", str(sound), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shorter than one frame" in err[0], err
+    assert not out.exists()

@@ -186,3 +186,20 @@ def test_param_strings_back_to_distribution_types():
         _from_param("9", d.CategoricalDistribution([3, 5, 7]))
     with pytest.raises(ValueError):
         _from_param("2.5", d.IntDistribution(1, 4))
+
+
+def test_report_command_exit_codes(store, tmp_path, capsys):
+    """`lmgan report` as a user runs it: 0 and the page's path; bad input exit 2, one line."""
+    from lmgan.cli import main
+    out = tmp_path / "page.html"
+    assert main(["report", "--experiment", "demo", "--sweep", "sweep-a", "--out", str(out),
+                 "--tracking-uri", store["uri"]]) == 0
+    assert capsys.readouterr().out.strip() == str(out) and out.is_file()
+    for args, words in ((["--experiment", "nope"], "no such experiment"),
+                        (["--experiment", "demo", "--sweep", "sweep-z"], "no such sweep"),
+                        (["--experiment", "demo", "--tracking-uri", "http://127.0.0.1:9"], "is unreachable")):
+        rc = main(["report", *args, "--out", str(tmp_path / "bad.html"),
+                   *([] if "--tracking-uri" in args else ["--tracking-uri", store["uri"]])])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and err[0].startswith("lmgan: error: ") and words in err[0], err
+    assert not (tmp_path / "bad.html").exists()

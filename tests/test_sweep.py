@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+pytestmark = pytest.mark.slow   # Ray clusters and whole sweeps: minutes
+
 REPO = Path(__file__).resolve().parents[1]
 SEARCH = [sys.executable, str(REPO / "sweeps" / "search.py")]
 TINY = ["--preset", "tiny", "--objective", "ssim", "--cpus-per-trial", "1", "--verbose", "0"]
@@ -66,12 +68,26 @@ def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     for t in trials:
         assert -1 <= t.data.metrics["motion_corr"] <= 1
         assert any(a.path.endswith("-motion.png") for a in c.list_artifacts(t.info.run_id, "samples"))
-    best = next(t for t in trials if t.info.run_name == parent.data.tags["lmgan.best_trial"])
+    # The best trial is the one with the highest motion_corr at any evaluation (mode max), and
+    # its best.pt is the checkpoint of that very evaluation.
+    peaks = {}
+    for t in trials:
+        hist = c.get_metric_history(t.info.run_id, "motion_corr")
+        top = max(hist, key=lambda m: (m.value, -m.step))
+        peaks[t.info.run_name] = (top.value, top.step)
+    winner = max(peaks, key=lambda k: peaks[k][0])
+    assert len({v for v, _ in peaks.values()}) == len(peaks), peaks        # no tie to hide behind
+    assert parent.data.tags["lmgan.best_trial"] == winner, peaks
+    assert parent.data.metrics["best_motion_corr"] == pytest.approx(peaks[winner][0], abs=1e-9)
+    best = next(t for t in trials if t.info.run_name == winner)
     assert [a.path for a in c.list_artifacts(best.info.run_id, "checkpoints")] == ["checkpoints/best.pt"]
-    # The best checkpoint renders: it is an ordinary lmgan checkpoint.
     ckpt = c.download_artifacts(best.info.run_id, "checkpoints/best.pt", str(tmp_path))
     from lmgan.training import checkpoint
-    assert checkpoint.load(ckpt)["iteration"] in (5, 10)
+    ck = checkpoint.load(ckpt)                 # an ordinary lmgan checkpoint: it renders, resumes
+    assert ck["iteration"] == peaks[winner][1], (ck["iteration"], peaks)
+    last_eval = [r for r in ck["history"] if r["kind"] == "eval"][-1]
+    assert last_eval["iter"] == ck["iteration"]
+    assert last_eval["motion_corr"] == pytest.approx(peaks[winner][0], abs=1e-9)
     state = json.loads((tmp_path / "sweeps" / "two-node" / "lmgan-sweep.json").read_text())
     assert state["parent_run_id"] == parent.info.run_id
     # The Optuna study is in its own database too, for optuna-dashboard.
@@ -133,6 +149,9 @@ def test_resume_after_the_driver_is_killed_twice(ray_cluster, sweep_clip, tmp_pa
         assert steps == list(range(5, 31, 5)), steps   # continued, not redone, nothing lost
     for run_id, ssim in finished_before.items():
         assert c.get_run(run_id).data.metrics["ssim"] == ssim
+    # What the kills interrupted continued from its checkpoints (not only de-duplicated metrics).
+    from tests.test_faults import assert_continued
+    assert_continued(tmp_path / "sweeps" / "killed", 30)
 
 
 def _trials(uri):

@@ -120,7 +120,7 @@ def _sensitivity(model, data, cfg) -> dict:
     return heldout_pass(model, data, cfg, torch.device("cpu"), ev, seed=5)
 
 
-def test_a_generator_that_cannot_hear_scores_zero_sensitivity(data, one_thread):
+def test_a_generator_that_cannot_hear_scores_zero_sensitivity(data):
     from lmgan.nets.model import ListenAndMove
     deaf_cfg = _cfg(mfs=False, sac=False, acin=False)
     torch.manual_seed(0)
@@ -137,7 +137,7 @@ def test_a_generator_that_cannot_hear_scores_zero_sensitivity(data, one_thread):
     assert -1 <= hearing["motion_corr"] <= 1
 
 
-def test_probes_leave_the_generated_video_unchanged(data, one_thread):
+def test_probes_leave_the_generated_video_unchanged(data):
     """The probe passes replay the main pass's noise: its frames and metrics do not move."""
     from lmgan.nets.model import ListenAndMove
     cfg = _cfg()

@@ -325,6 +325,11 @@ class VideoWriter:
         self._closed = False
         self._rate = Fraction(fps).limit_denominator(1001)
         self._nframes = 0
+        try:    # fail here, naming the folder, not at the first frame inside FFmpeg (no file name)
+            self.tmp.touch(exist_ok=False)
+        except OSError as e:
+            raise LmganError(f"{self.path.parent}: cannot write {self.path.name} there "
+                             f"({(e.strerror or str(e)).lower()})") from None
         self._container = av.open(str(self.tmp), "w", format="mp4")
         try:
             self._video = self._container.add_stream("libx264", rate=self._rate)

@@ -10,9 +10,11 @@ Layout (lmgan report and the tests read it):
   At the end: tags lmgan.best_trial, lmgan.best_run_id, metric best_<objective>, artifacts
   summary.csv and summary.md.
 - trial run, name = Tune's trial id, tags mlflow.parentRunId, lmgan.role=trial, lmgan.sweep,
-  lmgan.trial_id, lmgan.searched (comma-separated searched keys), lmgan.status; params: every
+  lmgan.trial_id, lmgan.searched (comma-separated searched keys), lmgan.status, and after a
+  restart lmgan.restored_from (the iteration of the checkpoint it continued from); params: every
   config key; metrics per iteration (step = iteration): loss_* and it_per_s at every log,
-  the held-out metrics (<name> and <name>_std for frame metrics) at every evaluation;
+  the held-out metrics (<name> and <name>_std for frame metrics) at every evaluation,
+  time_*_s and mlflow_failed_sends (sends an outage made wait) at every checkpoint;
   artifacts samples/iter_*.mp4 (generated | real, with sound), samples/iter_*.png (frame grids),
   samples/iter_*-motion.png (held-out frames over real and generated motion against time),
   losses.png, config.yaml, checkpoints/best.pt.
@@ -184,9 +186,13 @@ class TrialRun:
         self.logged_up_to = max((m.step for m in history), default=-1)
         self.pending: list = []
         self.pending_files: list[tuple[str, str | None]] = []
+        self.pending_tags: dict[str, str] = {}
+        self.failed_sends = 0        # sends that failed and were kept for later (outages)
 
     def tag(self, key: str, value: str) -> None:
-        self.c.set_tag(self.run_id, key, value)
+        """Set a tag now, or as soon as the server answers again (queued like metrics)."""
+        self.pending_tags[key] = value
+        self.flush()
 
     def metrics(self, values: dict, step: int) -> None:
         from mlflow.entities import Metric
@@ -204,12 +210,16 @@ class TrialRun:
         while not self._send() and time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(2 * pause, 30.0)
-        return not (self.pending or self.pending_files)
+        return not (self.pending or self.pending_files or self.pending_tags)
 
     def _send(self) -> bool:
         try:
             _log_metrics(self.c, self.run_id, self.pending)
             self.pending = []
+            while self.pending_tags:
+                key, value = next(iter(self.pending_tags.items()))
+                self.c.set_tag(self.run_id, key, value)
+                del self.pending_tags[key]
             while self.pending_files:
                 path, folder = self.pending_files[0]
                 if Path(path).is_file():
@@ -217,6 +227,7 @@ class TrialRun:
                 self.pending_files.pop(0)
             return True
         except Exception as e:
+            self.failed_sends += 1
             print(f"lmgan: MLflow logging failed, will retry ({first_line(e, 160)})",
                   file=sys.stderr)
             return False
@@ -253,13 +264,16 @@ class TrialRun:
             self.pending_files.append((str(dst), art_folder))
         self.pending = metrics + self.pending
 
-    def fail(self, reason: str, config: dict) -> None:
-        """An errored trial: the reason and the config that hit it, on the run itself."""
-        try:
-            self.c.set_tag(self.run_id, ERROR, reason)
-            self.c.log_dict(self.run_id, config, "error_config.yaml")
-        except Exception:
-            pass
+    def fail(self, reason: str, config: dict, folder: Path) -> None:
+        """An errored trial: the reason and the config that hit it, on the run itself. Both are
+        queued like metrics (the config as `folder`/error_config.yaml), so a tracking server that
+        is down now receives them when `finish` reaches it again."""
+        import yaml
+        path = Path(folder) / "error_config.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.pending_tags[ERROR] = reason
+        self.pending_files.append((str(path), None))
         self.finish("errored")
 
     def finish(self, status: str) -> None:

@@ -84,7 +84,8 @@ class TuneEvents:
             self.tracker.artifact(self.run_dir / "losses.png")
             own = sum(v for k, v in self.times.items() if k != "setup")
             self.tracker.metrics({f"time_{k}_s": v for k, v in self.times.items()}
-                                 | {"time_train_s": t0 - self.t_run - own}, info["iter"])
+                                 | {"time_train_s": t0 - self.t_run - own,
+                                    "mlflow_failed_sends": self.tracker.failed_sends}, info["iter"])
             # The last report ends the trial (Tune stops its process right after): what could
             # not be sent yet is worth waiting for. Before, training goes on and retries later.
             last = info["iter"] >= self.final_iter
@@ -161,6 +162,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
             with restored.as_directory() as d:
                 trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
                 tracker.take_back(Path(d), run_dir / "unsent")
+            tracker.tag("lmgan.restored_from", str(trainer.iteration))   # a restart continues there
         events = TuneEvents(tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
         events.last_eval = _last_eval(trainer.history)
         trainer.callbacks.append(events)
@@ -169,7 +171,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
         tracker.finish("stopped")
         raise
     except BaseException as e:
-        tracker.fail(_reason(e), cfg.to_dict())
+        tracker.fail(_reason(e), cfg.to_dict(), run_dir)
         raise
     tracker.finish("finished")
 

@@ -1,0 +1,196 @@
+"""Mutation checks: does the test that names a feature fail when the feature breaks?
+
+Each mutation below is a realistic bug (a dropped argument, a flipped comparison, a line gone)
+written into a scratch copy of the repository; the tests that name the feature then run on that
+copy. A mutation they do not catch *survives*: the feature is not really tested.
+
+    python tests/mutants.py                   # every mutation (about half an hour on 2 cores)
+    python tests/mutants.py --fast            # only those whose tests are not marked slow
+    python tests/mutants.py render-offset best-min-for-max     # by name
+    python tests/mutants.py --list
+
+Not part of CI: run it before a refactor of a listed feature, and add a mutation with each
+test written for a bug. Exit status 0 when every mutation is caught; 1 when one survives, no
+longer applies (the code it rewrites changed: update it here) or breaks the test run itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str                        # file, relative to the repository root
+    edits: tuple[tuple[str, str], ...]   # (text that must occur exactly once, its replacement)
+    tests: tuple[str, ...]           # pytest arguments: the tests that name the feature
+    slow: bool = False               # its tests start Ray clusters or servers
+
+
+def m(name, path, old, new, *tests, slow=False, more=()) -> Mutation:
+    return Mutation(name, path, ((old, new), *more), tests, slow)
+
+
+MUTATIONS = [
+    # Render streams exactly what training saw.
+    m("render-offset", "lmgan/render.py", "feats(wave, t, n, offset)", "feats(wave, t, n)",
+      "tests/test_render.py"),
+    m("render-state-dropped", "lmgan/render.py", "frames, state = model.generate(f[None], state)",
+      "frames, _ = model.generate(f[None], state)", "tests/test_render.py"),
+    m("render-deaf", "lmgan/render.py", "f = feats(wave, t, n, offset).to(dev)",
+      "f = feats(np.zeros(1, np.float32), t, n).to(dev)", "tests/test_render.py", "-k", "moves"),
+    m("render-sound-rate", "lmgan/render.py",
+      'to_out = Resampler(out_rate, "stereo" if channels == 2 else "mono") if out_rate else None',
+      'to_out = Resampler(cfg.sample_rate, "stereo" if channels == 2 else "mono") if out_rate else None',
+      "tests/test_render.py"),
+    m("feature-stats-not-saved", "lmgan/nets/model.py",
+      'self.register_buffer("feat_mean", torch.zeros(f))',
+      'self.register_buffer("feat_mean", torch.zeros(f), persistent=False)', "tests/test_render.py", "-k", "own_sound",
+      more=(('self.register_buffer("feat_std", torch.ones(f))',
+             'self.register_buffer("feat_std", torch.ones(f), persistent=False)'),)),
+    m("feature-chunk-shifted", "lmgan/data/features.py",
+      "np.rint(np.asarray(t) * self.sr / self.fps / self.hop)",
+      "np.rint(np.asarray(t) * self.sr / self.fps / self.hop + 2)", "tests/test_features.py"),
+    # The DirConvGRU's directions.
+    m("dirconvgru-no-centre-line", "lmgan/nets/prediction.py", "mask_h[:, : ctr + 1] = 1.0",
+      "mask_h[:, :ctr] = 1.0", "tests/test_nets.py", "tests/test_prediction_naive.py"),
+    m("dirconvgru-v-mirrored-wrong", "lmgan/nets/prediction.py",
+      "return torch.cat((h, h.flip(-1), v, v.flip(-2), w[\"c\"]), 0)",
+      "return torch.cat((h, h.flip(-1), v, v.flip(-1), w[\"c\"]), 0)",
+      "tests/test_nets.py", "tests/test_prediction_naive.py"),
+    # Training: precision, exact resume, interruption.
+    m("bf16-autocast-off", "lmgan/training/loop.py", 'enabled=self.cfg.precision == "bf16"',
+      "enabled=False", "tests/test_train.py", "-k", "precision or bf16"),
+    m("resume-rng-not-restored", "lmgan/training/loop.py", 'torch.set_rng_state(ck["rng"]["torch"])',
+      "pass", "tests/test_train.py", "-k", "resume"),
+    m("resume-streams-not-restored", "lmgan/training/loop.py",
+      'self.streams.load_state_dict(ck["streams"])', "pass", "tests/test_train.py", "-k", "resume"),
+    m("resume-optimiser-not-restored", "lmgan/training/loop.py",
+      'self.opt_d.load_state_dict(ck["opt_d"])', "pass", "tests/test_train.py", "-k", "resume"),
+    m("interrupt-saves-nothing", "lmgan/training/loop.py",
+      "                self.save_checkpoint()\n            raise", "            raise",
+      "tests/test_train.py", "-k", "ctrl_c"),
+    # Metrics that cannot fail.
+    m("frechet-sign", "lmgan/metrics/frechet.py", "np.trace(s1) + np.trace(s2) - 2.0 * cross",
+      "np.trace(s1) - np.trace(s2) - 2.0 * cross", "tests/test_eval.py", "tests/test_frechet.py"),
+    # Command-line errors.
+    m("demo-seconds-zero", "lmgan/cli.py", "if args.seconds <= 0:", "if args.seconds < 0:",
+      "tests/test_errors.py", "-k", "demo_video"),
+    m("oserror-traceback", "lmgan/cli.py", "    except OSError as e:   # a folder", "    except LookupError as e:   # a folder",
+      "tests/test_errors.py", "-k", "unwritable"),
+    m("report-error-exit-0", "lmgan/cli.py", "        return e.exit_code\n", "        return 0\n",
+      "tests/test_report.py"),
+    # MLflow bookkeeping.
+    m("fail-drops-reason", "lmgan/sweep/tracking.py", "self.pending_tags[ERROR] = reason", "pass",
+      "tests/test_tracking.py", slow=True),
+    m("outage-drops-metrics", "lmgan/sweep/tracking.py", "            self.failed_sends += 1\n",
+      "            self.failed_sends += 1\n            self.pending = []\n",
+      "tests/test_faults.py", "-k", "server_down_mid_sweep", slow=True),
+    # Sweeps: restarts continue, the best trial and its checkpoint are the right ones.
+    m("restart-ignores-checkpoint", "lmgan/sweep/trainable.py", "restored = tune.get_checkpoint()",
+      "restored = None", "tests/test_faults.py", "-k", "killed_worker", slow=True),
+    m("restart-weights-only", "lmgan/sweep/trainable.py",
+      "trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))",
+      'trainer.model.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE)["model"])',
+      "tests/test_faults.py", "-k", "killed_worker", slow=True),
+    m("best-min-for-max", "lmgan/sweep/summary.py", 'idx = col.idxmax() if mode == "max" else col.idxmin()',
+      'idx = col.idxmin() if mode == "max" else col.idxmax()', "tests/test_sweep.py", "-k", "two_node",
+      slow=True),
+    m("best-sort-flipped", "lmgan/sweep/summary.py", 'sign = -1 if mode == "max" else 1',
+      'sign = 1 if mode == "max" else -1', "tests/test_sweep.py", "-k", "two_node", slow=True),
+    m("best-checkpoint-latest", "lmgan/sweep/summary.py", 'if metrics.get("iter") == it:', "if True:",
+      "tests/test_sweep.py", "-k", "two_node", slow=True),
+]
+
+
+def scratch_copy(dest: Path) -> Path:
+    """The working tree as git sees it (tracked and untracked, not ignored) under dest."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def run_one(mut: Mutation, root: Path, env: dict, timeout: float) -> tuple[str, str]:
+    """(caught | survived | stale | broken, detail) for one mutation applied to `root`."""
+    target = root / mut.path
+    original = target.read_text()
+    text = original
+    for old, new in mut.edits:
+        if text.count(old) != 1:
+            return "stale", f"{mut.path}: {old[:60]!r} occurs {text.count(old)} times, not once"
+        text = text.replace(old, new)
+    target.write_text(text)
+    try:
+        p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                            "-o", "addopts=-rf", *mut.tests], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "broken", f"timed out after {timeout:.0f} s"
+    finally:
+        target.write_text(original)
+    failed = re.findall(r"^FAILED (\S+)", p.stdout, re.M)
+    if p.returncode == 1:
+        return "caught", failed[0] if failed else "a test failed"
+    if p.returncode == 0:
+        return "survived", "every test passed"
+    tail = (p.stdout + p.stderr).strip().splitlines()[-1:]
+    return "broken", f"pytest exit {p.returncode}: {tail[0] if tail else ''}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    ap.add_argument("--fast", action="store_true", help="skip mutations whose tests are slow")
+    ap.add_argument("--list", action="store_true", help="list the mutations and exit")
+    ap.add_argument("--timeout", type=float, default=1200, help="seconds per mutation")
+    args = ap.parse_args(argv)
+    known = {mu.name: mu for mu in MUTATIONS}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        ap.error(f"unknown mutation {unknown[0]!r} (see --list)")
+    chosen = [known[n] for n in args.names] or [mu for mu in MUTATIONS if not (args.fast and mu.slow)]
+    if args.list:
+        for mu in chosen:
+            print(f"{mu.name:<30} {mu.path:<28} {' '.join(mu.tests)}{'  (slow)' if mu.slow else ''}")
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="lmgan-mutants-") as tmp:
+        root = scratch_copy(Path(tmp) / "repo")
+        env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        where = subprocess.run([sys.executable, "-c", "import lmgan; print(lmgan.__file__)"], cwd=root,
+                               env=env, capture_output=True, text=True).stdout.strip()
+        if not where.startswith(str(root)):
+            print(f"mutants: the scratch copy's lmgan is not the one imported ({where})", file=sys.stderr)
+            return 2
+        results = []
+        for i, mu in enumerate(chosen, 1):
+            t0 = time.time()
+            print(f"[{i}/{len(chosen)}] {mu.name} ... ", end="", flush=True)
+            verdict, detail = run_one(mu, root, env, args.timeout)
+            print(f"{verdict} in {time.time() - t0:.0f} s: {detail}", flush=True)
+            results.append((mu, verdict))
+    bad = [(mu.name, v) for mu, v in results if v != "caught"]
+    print(f"\n{len(results) - len(bad)} of {len(results)} mutations caught"
+          + (": " + ", ".join(f"{n} {v}" for n, v in bad) if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
