@@ -82,7 +82,14 @@ MUTATIONS = [
     m("interrupt-saves-nothing", "lmgan/training/loop.py",
       "                self.save_checkpoint()\n            raise", "            raise",
       "tests/test_train.py", "-k", "ctrl_c"),
-    # Metrics that cannot fail.
+    m("l1-not-in-backward", "lmgan/training/loop.py",
+      "(g_adv + cfg.lambda_pl * pl + cfg.lambda_l1 * l1).backward", "(g_adv + cfg.lambda_pl * pl).backward",
+      "tests/test_train.py", "-k", "loss_weight"),
+    m("gp-not-in-backward", "lmgan/training/loop.py", "(loss_di + loss_dv + cfg.lambda_gp * gp).backward",
+      "(loss_di + loss_dv).backward", "tests/test_train.py", "-k", "loss_weight"),
+    # Metrics: the sensitivity probe replays the main pass's noise; values that cannot be 0.
+    m("probe-noise-not-replayed", "lmgan/metrics/evaluator.py", "                    _set_rng_state(device, rng)\n",
+      "", "tests/test_sync.py"),
     m("frechet-sign", "lmgan/metrics/frechet.py", "np.trace(s1) + np.trace(s2) - 2.0 * cross",
       "np.trace(s1) - np.trace(s2) - 2.0 * cross", "tests/test_eval.py", "tests/test_frechet.py"),
     # Command-line errors.

@@ -196,3 +196,24 @@ def test_ctrl_c_and_sigterm_save_exit_130_and_resume(tmp_path, demo_clip):
     second = stop(["--resume", run], signal.SIGTERM, first + 3)
     assert train_cli("--resume", run, "--set", f"iters={second + 2}") == 0
     assert [r["iter"] for r in history(run)] == list(range(1, second + 3))
+
+
+@pytest.mark.parametrize("key, on, nets", [("lambda_l1", 100.0, "G"), ("lambda_pl", 10.0, "G"),
+                                           ("lambda_gp", 10.0, "D")])
+def test_every_loss_weight_reaches_its_networks_update(tmp_path, demo_clip, vgg_path, key, on, nets):
+    """One step from the same seed with a loss weighted 0 and weighted `on`: the updated weights
+    of the networks that loss trains differ (a term logged but left out of backward would not),
+    and the other side's do not (the critics' step comes first, G's losses cannot reach it)."""
+    from lmgan.training.loop import Trainer
+    after = []
+    for weight in (0.0, on):
+        cfg = build_config("tiny", sets=[f"{key}={weight}", f"vgg_weights={vgg_path}",
+                                         *([] if key == "lambda_pl" else ["lambda_pl=0"])])
+        trainer = Trainer(cfg, load_video_data(demo_clip, cfg, progress=False), tmp_path / f"{key}{weight}")
+        trainer.step()
+        after.append({"G": list(trainer.model.parameters()), "D": trainer.d_params})
+    changed = lambda side: any(not torch.equal(a, b) for a, b in zip(after[0][side], after[1][side]))  # noqa: E731
+    assert changed(nets), f"{key} does not reach {nets}'s update"
+    if nets == "D":
+        return      # G's step follows the critics' update, so it differs too
+    assert not changed("D"), f"{key} leaks into the critics' update"

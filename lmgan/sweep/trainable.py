@@ -155,6 +155,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
     tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
     gauges = TrialGauges(spec.sweep, trial_id)
+    trainer = None
     try:     # building the networks is where a too-big configuration usually runs out of memory
         trainer = Trainer(cfg, data, run_dir, name=f"trial {trial_id}")
         restored = tune.get_checkpoint()
@@ -167,8 +168,9 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
         events.last_eval = _last_eval(trainer.history)
         trainer.callbacks.append(events)
         trainer.run(progress=False)
-    except SystemExit:       # Tune stopped the trial (ASHA): not an error
-        tracker.finish("stopped")
+    except SystemExit:       # Tune stopped the trial (ASHA, or max_iters reached): not an error
+        done = trainer is not None and trainer.iteration >= cfg.iters
+        tracker.finish("finished" if done else "stopped")
         raise
     except BaseException as e:
         tracker.fail(_reason(e), cfg.to_dict(), run_dir)

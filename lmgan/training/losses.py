@@ -51,11 +51,14 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, state_dict: dict):
         super().__init__()
-        self.features = torchvision.models.vgg16(weights=None).features[: RELU2_2 + 1]
+        # Built on the meta device: its random init would draw from the global RNG, so the
+        # perceptual weight would change training's noise (lambda_pl 0 vs 10 from one seed).
+        with torch.device("meta"):
+            self.features = torchvision.models.vgg16(weights=None).features[: RELU2_2 + 1]
         wanted = {k[len("features."):]: v for k, v in state_dict.items() if k.startswith("features.")}
         wanted = {k: v for k, v in wanted.items() if int(k.split(".")[0]) <= RELU2_2}
         try:
-            self.features.load_state_dict(wanted)
+            self.features.load_state_dict(wanted, assign=True)
         except RuntimeError:
             raise LmganError("VGG16 weights: the state dict does not match torchvision's vgg16 "
                              "(expected keys features.N.weight/bias)") from None
