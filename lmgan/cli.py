@@ -65,7 +65,10 @@ def _train(args) -> int:
     if trainer.cfg.lambda_pl == 0:
         print("note: perceptual loss off (lambda_pl=0); for the paper's loss provide the VGG16 "
               "weights (LMGAN_VGG16_WEIGHTS=PATH) and --set lambda_pl=10", file=sys.stderr)
-    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill saves a checkpoint like Ctrl-C
+    # Ctrl-C and a scheduler's SIGTERM save a checkpoint and exit 130; SIGINT explicitly too,
+    # since Python installs no handler where it was ignored at start-up (a job started with &).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     try:
         summary = trainer.run(progress=not args.quiet)
     except KeyboardInterrupt:

@@ -41,6 +41,9 @@ def check_sweep(uri, experiment, name, n_trials):
     parent = [p for p in parents if p.data.tags["lmgan.sweep"] == name]
     assert len(parent) == 1
     mine = [t for t in trials if t.data.tags[("mlflow.parentRunId")] == parent[0].info.run_id]
+    lost = [t for t in mine if t.data.tags["lmgan.status"] == "lost"]   # see tracking.settle_lost
+    assert all(t.info.status == "KILLED" for t in lost)
+    mine = [t for t in mine if t not in lost]
     assert len(mine) == n_trials, [t.info.run_name for t in mine]
     for t in mine:
         assert "ssim" in t.data.metrics and "loss_d_image" in t.data.metrics

@@ -171,18 +171,26 @@ def test_ctrl_c_and_sigterm_save_exit_130_and_resume(tmp_path, demo_clip):
     never = "100000"
 
     def stop(args, sig, past):
+        # SIGINT ignored at start-up, as for a job started in the background (`&`), where Python
+        # installs no Ctrl-C handler of its own: lmgan must install one.
         proc = subprocess.Popen([sys.executable, "-m", "lmgan", "train", "--quiet", *map(str, args)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 180
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if len(history(run)) >= past:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            deadline = time.time() + 180
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    if len(history(run)) >= past:
+                        break
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.2)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()            # never leave a 100000-iteration run behind
+                proc.wait()
         said = re.search(r"interrupted at iteration (\d+); checkpoint saved", err)
         assert proc.returncode == 130 and said, err[-2000:]
         assert "Traceback" not in err

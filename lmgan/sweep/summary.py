@@ -70,6 +70,16 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
                      "best_iter": best_iter, **{k: r.config.get(k) for k in plan["space"]},
                      "run_id": run.info.run_id if run else ""})
 
+    if not interrupted:
+        try:
+            lost = tracking.settle_lost(c, exp, parent, {row["trial"] for row in rows})
+        except Exception as e:
+            lost = []
+            print(f"search: could not look for lost trial runs ({first_line(e, 200)})", file=sys.stderr)
+        if lost:
+            print(f"search: {len(lost)} trial run(s) started before a driver was killed were not recorded "
+                  f"by Tune, which ran others in their place; marked lost: {', '.join(lost)}", file=sys.stderr)
+
     sign = -1 if mode == "max" else 1
     rows.sort(key=lambda row: (row[objective] is None, sign * (row[objective] or 0)))
     best = rows[0] if rows and rows[0][objective] is not None else None

@@ -11,7 +11,8 @@ Layout (lmgan report and the tests read it):
   summary.csv and summary.md.
 - trial run, name = Tune's trial id, tags mlflow.parentRunId, lmgan.role=trial, lmgan.sweep,
   lmgan.trial_id, lmgan.searched (comma-separated searched keys), lmgan.status, and after a
-  restart lmgan.restored_from (the iteration of the checkpoint it continued from); params: every
+  restart lmgan.restored_from (the iteration of the checkpoint it continued from); status lost:
+  a trial the resumed sweep's Tune did not know (its driver was killed); params: every
   config key; metrics per iteration (step = iteration): loss_* and it_per_s at every log,
   the held-out metrics (<name> and <name>_std for frame metrics) at every evaluation,
   time_*_s and mlflow_failed_sends (sends an outage made wait) at every checkpoint;
@@ -286,6 +287,19 @@ class TrialRun:
             self.c.set_terminated(self.run_id, end_status(status))
         except Exception as e:
             print(f"lmgan: could not close MLflow run {self.run_id}: {e}", file=sys.stderr)
+
+
+def settle_lost(c, experiment_id: str, parent_run_id: str, known: set[str]) -> list[str]:
+    """Trial runs of this sweep still "running" whose trial Tune no longer knows: a driver killed
+    between a trial's start and Tune's next experiment snapshot leaves one, and the resumed
+    sweep runs another trial in its place. Tagged lost and closed KILLED; their trial ids."""
+    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{STATUS}` = 'running'"
+    lost = [r for r in c.search_runs([experiment_id], filter_string=flt, max_results=5000)
+            if r.data.tags.get(TRIAL_ID) not in known]
+    for r in lost:
+        c.set_tag(r.info.run_id, STATUS, "lost")
+        c.set_terminated(r.info.run_id, "KILLED")
+    return [r.data.tags.get(TRIAL_ID, r.info.run_id) for r in lost]
 
 
 def send_unsent(c, run_id: str, folder: Path) -> int:
