@@ -63,27 +63,27 @@ def test_nothing_unsent_writes_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_an_errored_trial_keeps_its_reason_and_config_through_an_outage(tmp_path, monkeypatch):
-    """TrialRun.fail while the tracking server is down: the reason (tag) and the config that hit
-    it (error_config.yaml) are queued and sent once the server is back, not dropped."""
+    """TrialRun.fail while the tracking server does not answer (frozen with SIGSTOP: a hung
+    server, one start-up instead of two): the reason (tag) and the config that hit it
+    (error_config.yaml) are queued and sent once the server answers again, not dropped."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    monkeypatch.setenv("LMGAN_MLFLOW_WAIT_S", "180")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("LMGAN_MLFLOW_WAIT_S", "120")
     port = free_port()
-    store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
     uri = f"http://127.0.0.1:{port}"
-    server = start_mlflow_server(port, store, artifacts)
+    server = start_mlflow_server(port, f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts")
     try:
         eid = tracking.ensure_experiment(uri, "clip", None)
         parent = tracking.start_sweep_run(uri, eid, "s", {}, {}, {})
         tr = tracking.TrialRun(uri, eid, parent, "s", "trial_0", {"lr_g": 1e-4}, ["lr_g"])
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        os.killpg(server.pid, signal.SIGSTOP)
         failing = threading.Thread(target=tr.fail, args=("ValueError: boom", {"lr_g": 1e-30}, tmp_path / "run"))
         failing.start()
-        time.sleep(3)
-        assert failing.is_alive() and tr.pending_tags, "fail() must wait for the server, holding the reason"
-        server = start_mlflow_server(port, store, artifacts)
-        failing.join(240)
+        time.sleep(5)
+        assert failing.is_alive() and tr.pending_tags and tr.failed_sends >= 1, \
+            "fail() must wait for the server, holding the reason"
+        os.killpg(server.pid, signal.SIGCONT)
+        failing.join(150)
         assert not failing.is_alive()
         run = tracking.client(uri).get_run(tr.run_id)
         assert run.data.tags[tracking.ERROR] == "ValueError: boom"
@@ -91,4 +91,5 @@ def test_an_errored_trial_keeps_its_reason_and_config_through_an_outage(tmp_path
         saved = tracking.client(uri).download_artifacts(tr.run_id, "error_config.yaml", str(tmp_path))
         assert yaml.safe_load(Path(saved).read_text()) == {"lr_g": 1e-30}
     finally:
+        os.killpg(server.pid, signal.SIGCONT)
         os.killpg(server.pid, signal.SIGKILL)
