@@ -118,7 +118,9 @@ MUTATIONS = [
     m("best-sort-flipped", "lmgan/sweep/summary.py", 'sign = -1 if mode == "max" else 1',
       'sign = 1 if mode == "max" else -1', "tests/test_sweep.py", "-k", "two_node", slow=True),
     m("best-checkpoint-latest", "lmgan/sweep/summary.py", 'if metrics.get("iter") == it:', "if True:",
-      "tests/test_sweep.py", "-k", "two_node", slow=True),
+      "tests/test_summary.py"),
+    m("best-min-for-max-unit", "lmgan/sweep/summary.py", 'idx = col.idxmax() if mode == "max" else col.idxmin()',
+      'idx = col.idxmin() if mode == "max" else col.idxmax()', "tests/test_summary.py"),
 ]
 
 

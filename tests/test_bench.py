@@ -5,6 +5,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow   # whole benchmark processes
+
 
 def test_bench_prints_the_step_sharing_and_the_dirconvgru():
     out = subprocess.run([sys.executable, "-m", "lmgan.bench", "--sizes", "32", "--seq-len", "4",

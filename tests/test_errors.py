@@ -241,6 +241,7 @@ def _without_root_powers(cmd):
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *cmd]
 
 
+@pytest.mark.slow
 def test_unwritable_output_folders_are_one_line(tmp_path, demo_clip, tiny_run):
     """A folder the user cannot write to: exit 2, one line naming the path, nothing written."""
     locked = tmp_path / "locked"

@@ -157,6 +157,7 @@ def test_precision_is_the_dtype_the_convolutions_run_in(tmp_path, demo_clip, pre
     assert seen == {"G": {dtype}, "D_I": {dtype}, "D_V": {dtype}}, seen
 
 
+@pytest.mark.slow
 def test_ctrl_c_and_sigterm_save_exit_130_and_resume(tmp_path, demo_clip):
     """A real `lmgan train` process: Ctrl-C (SIGINT), then a scheduler's SIGTERM on the resumed
     run, each save a checkpoint at the iteration they stopped (not a periodic one) and exit 130;
