@@ -217,10 +217,11 @@ class TrialRun:
         try:
             _log_metrics(self.c, self.run_id, self.pending)
             self.pending = []
-            while self.pending_tags:
-                key, value = next(iter(self.pending_tags.items()))
-                self.c.set_tag(self.run_id, key, value)
-                del self.pending_tags[key]
+            if self.pending_tags:
+                from mlflow.entities import RunTag
+                self.c.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in self.pending_tags.items()],
+                                 synchronous=True)
+                self.pending_tags = {}
             while self.pending_files:
                 path, folder = self.pending_files[0]
                 if Path(path).is_file():
