@@ -93,7 +93,7 @@ def measure_metrics(device: str, frames: int = 64, size: int = 128, seq_len: int
     from lmgan.errors import LmganError
     from lmgan.metrics import REGISTRY
     from lmgan.metrics.evaluator import Evaluator
-    from lmgan.training.loop import pick_device
+    from lmgan.device import pick_device
 
     dev = pick_device(device)
     g = torch.Generator().manual_seed(0)
@@ -152,7 +152,7 @@ def measure_vp(size: int, channels: int, seq_len: int, kernel: int, device: str,
     in G and the naive formulation (lmgan.nets.prediction_naive), with the same parameters."""
     from lmgan.nets.prediction import VideoPrediction
     from lmgan.nets.prediction_naive import naive_forward
-    from lmgan.training.loop import pick_device
+    from lmgan.device import pick_device
 
     dev = pick_device(device)
     torch.manual_seed(0)

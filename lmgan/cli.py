@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from lmgan.errors import LmganError, first_line
-
-DEMO = "demo"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + message
-        raise LmganError(f"{self.prog}: {message}")
-
-
-def data_dir() -> Path:
-    """Where source videos live: $LMGAN_DATA, else ./data."""
-    return Path(os.environ.get("LMGAN_DATA") or "data")
-
-
-def demo_video_path() -> Path:
-    """The embedded default source: a synthetic clip generated on first use."""
-    from lmgan.data.demo import make_demo_video
-    path = data_dir() / "demo.mp4"
-    if not path.is_file():
-        print(f"generating the demo source video {path} (60 s, synthetic, offline)", file=sys.stderr)
-        make_demo_video(path)
-    return path
-
+from lmgan.errors import LmganError, OneLineParser, first_line
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
@@ -46,8 +22,9 @@ def _no_traversal(path: str | None, flag: str) -> None:
 
 
 def _train(args) -> int:
-    from lmgan.config import build_config, parse_sets
-    from lmgan.training.loop import new_run, resume_run
+    from lmgan.config import parse_sets
+    from lmgan.data.videos import DEMO, resolve
+    from lmgan.training.run import new_run, resume_run
 
     _no_traversal(args.out, "--out")
     _no_traversal(args.resume, "--resume")
@@ -56,10 +33,10 @@ def _train(args) -> int:
             raise LmganError("--resume takes the video and config from the run; only --set may change iters and intervals")
         trainer = resume_run(Path(args.resume), parse_sets(args.set), progress=not args.quiet)
     else:
-        cfg = build_config(args.preset, args.config, args.set)
-        video = Path(args.video) if args.video and args.video != DEMO else None
-        out = Path(args.out or f"runs/{video.stem if video else DEMO}-{time.strftime('%Y%m%d-%H%M%S')}")
-        trainer = new_run(video or demo_video_path(), cfg, out, progress=not args.quiet)
+        video = resolve(args.video or DEMO)
+        cfg = video.config(args.preset, args.config, args.set)
+        out = Path(args.out or f"runs/{video.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        trainer = new_run(video.path, cfg, out, progress=not args.quiet)
     if trainer.data.cached:
         print(f"data: cache hit {trainer.data.key} ({trainer.data.n_frames} frames)", file=sys.stderr)
     if trainer.cfg.lambda_pl == 0:
@@ -108,13 +85,12 @@ def _demo_video(args) -> int:
 def _eval(args) -> int:
     import json
 
+    from lmgan.data.videos import resolve
     from lmgan.evaluate import evaluate_checkpoint
-    from lmgan.metrics import REGISTRY
+    from lmgan.metrics import REGISTRY, lookup
 
     metrics = [m for m in args.metrics.split(",") if m]
-    unknown = [m for m in metrics if m not in REGISTRY]
-    if unknown:
-        raise LmganError(f"--metrics: unknown metric {unknown[0]!r} (known: {', '.join(sorted(REGISTRY))})")
+    lookup(metrics, "--metrics")
     if args.repeats < 1 or args.ood_clips < 1:
         raise LmganError("--repeats and --ood-clips must be at least 1")
     paths = {}
@@ -123,7 +99,8 @@ def _eval(args) -> int:
         if not sep:
             raise LmganError(f"--weights {item!r}: expected NAME=PATH")
         paths[name] = path
-    result = evaluate_checkpoint(args.checkpoint, args.video, metrics, args.device, args.seed, args.repeats,
+    video = str(resolve(args.video, quiet=True).path) if args.video else None
+    result = evaluate_checkpoint(args.checkpoint, video, metrics, args.device, args.seed, args.repeats,
                                  args.ood_audio, args.ood_clips, paths, progress=not args.quiet)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -173,7 +150,7 @@ def _weights(args) -> int:
 
 
 def _fetch(args) -> int:
-    from lmgan.sweep.videos import fetch_main
+    from lmgan.data.fetch import fetch_main
     return fetch_main(args.names, force=args.force)
 
 
@@ -183,13 +160,20 @@ def _report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="lmgan", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from lmgan.config import presets
+    from lmgan.data.videos import names_for_help
+    from lmgan.metrics import REGISTRY
+
+    p = OneLineParser(prog="lmgan", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    videos = names_for_help()
 
     t = sub.add_parser("train", help="train on one video (or resume a run)")
-    t.add_argument("--video", help="source video file (default: the synthetic demo clip)")
+    t.add_argument("--video", help=f"a named video ({videos}) or a video file (default: demo, the "
+                   "synthetic clip)")
     t.add_argument("--out", help="run folder (default: runs/<video>-<time>)")
-    t.add_argument("--preset", help="named preset of overrides (demo, paper-128, paper-256, tiny)")
+    t.add_argument("--preset", help=f"named preset of overrides ({', '.join(presets())}; default: the "
+                   "named video's, else none: the paper's model at 128²)")
     t.add_argument("--config", help="YAML file of config overrides")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
@@ -213,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="Table 1 metrics on the held-out 20 %%; Table 2 FID on new sound")
     e.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
-    e.add_argument("--video", help="source video (default: the run's own, cached or at its recorded path)")
-    e.add_argument("--metrics", default="ssim,psnr", help="comma-separated: ssim, psnr, lpips, lpips_vgg, fvd, fid, fdd")
+    e.add_argument("--video", help=f"a named video ({videos}) or a video file (default: the run's own, "
+                   "cached or at its recorded path)")
+    e.add_argument("--metrics", default="ssim,psnr", help=f"comma-separated, of: {', '.join(REGISTRY)}")
     e.add_argument("--repeats", type=int, default=1, help="noise seeds to average over (mean ± std)")
     e.add_argument("--ood-audio", metavar="DIR", help="folder of sound files: also report Table 2's FID")
     e.add_argument("--ood-clips", type=int, default=500, help="random 1-5 s clips cut from --ood-audio")
@@ -233,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=_weights)
 
     f = sub.add_parser("fetch", help="download named source videos (sweeps/videos.yaml) into the data folder")
-    f.add_argument("names", nargs="+", metavar="NAME", help="cello, quintet, drums, talking-head, demo")
+    f.add_argument("names", nargs="+", metavar="NAME", help=videos)
     f.add_argument("--force", action="store_true", help="download again even if the file is there")
     f.set_defaults(func=_fetch)
 

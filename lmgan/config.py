@@ -18,84 +18,95 @@ from lmgan.errors import LmganError
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
+# Roles a field can have; the key lists each rule needs are derived from them (keys_with).
+DATA = "data"            # the decoded frames and features depend on it (the cache key)
+POSITIVE = "positive"    # a count: at least 1
+RESUMABLE = "resumable"  # may change when a run is resumed: it touches neither model nor data
+SWEEP = "sweep"          # the sweep sets it for every trial (bookkeeping, comparability): never searched
+
+
+def role(default, *roles: str, choices: tuple = ()):
+    """A Config field with its roles and, for a string, the values it may take."""
+    meta = {"roles": frozenset(roles), "choices": tuple(choices)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class Config:
     # --- data (DESIGN §2): changing any of these changes the decoded cache ---
-    image_size: int = 128          # S, power of two in [32, 512]
-    fps: float = 20.0
-    crop: list | None = None       # [x, y, w, h] in source pixels; None = centred square
-    sample_rate: int = 16000
-    n_mels: int = 64               # B, feature size
-    win_ms: float = 25.0
-    hop_ms: float = 10.0
-    chunk_frames: int = 8          # spectrogram frames averaged per video frame (85 ms)
-    feature: str = "log-mel"       # mel | log-mel | mfcc
-    train_frac: float = 0.8        # first 80 % trains, last 20 % is held out
+    image_size: int = role(128, DATA)            # S, power of two in [32, 512]
+    fps: float = role(20.0, DATA)
+    crop: list | None = role(None, DATA)         # [x, y, w, h] in source pixels; None = centred square
+    sample_rate: int = role(16000, DATA, POSITIVE)
+    n_mels: int = role(64, DATA, POSITIVE)       # B, feature size
+    win_ms: float = role(25.0, DATA)
+    hop_ms: float = role(10.0, DATA)
+    chunk_frames: int = role(8, DATA, POSITIVE)  # spectrogram frames averaged per video frame (85 ms)
+    feature: str = role("log-mel", DATA, choices=("mel", "log-mel", "mfcc"))
+    train_frac: float = 0.8                      # first 80 % trains, last 20 % is held out
 
     # --- networks (DESIGN §3) ---
-    seq_len: int = 32              # L, frames per window
-    rnn_layers: int = 3            # L_R
+    seq_len: int = role(32, POSITIVE)            # L, frames per window
+    rnn_layers: int = role(3, POSITIVE)          # L_R
     dilation_base: int = 2
-    noise_e: int = 2               # E, motion-noise size
-    mfs: bool = True               # motion from sound
-    sac: bool = True               # sound as content
-    acin: bool = True              # audio-conditional instance norm
-    vp: str = "dirconvgru"         # none | convgru | dirconvgru
-    vp_kernel: int = 3             # K, odd
+    noise_e: int = role(2, POSITIVE)             # E, motion-noise size
+    mfs: bool = True                             # motion from sound
+    sac: bool = True                             # sound as content
+    acin: bool = True                            # audio-conditional instance norm
+    vp: str = role("dirconvgru", choices=("none", "convgru", "dirconvgru"))
+    vp_kernel: int = 3                           # K, odd
     # Channels at a layer of resolution r: min(max_channels, channel_base // r), the authors' rule
     # at every size (16 at 256², 32 at 128², 64 at 64²). Smaller bases give narrower networks than
     # the paper's (the CPU demo and tiny presets use them).
-    g_channel_base: int = 4096     # G's blocks and its prediction layer (P = C)
-    d_channel_base: int = 4096     # both critics
-    max_channels: int = 512
-    d_norm: str = "batch"          # batch | instance | layer | none
+    g_channel_base: int = role(4096, POSITIVE)   # G's blocks and its prediction layer (P = C)
+    d_channel_base: int = role(4096, POSITIVE)   # both critics
+    max_channels: int = role(512, POSITIVE)
+    d_norm: str = role("batch", choices=("batch", "instance", "layer", "none"))
 
     # --- training (DESIGN §4) ---
-    batch: int = 1                 # windows per step, each its own stream through the video
-    restart_every: int = 0         # windows after which a stream restarts from zero states at a
-                                   # random place (0: only at the end of the training part)
-    iters: int = 50000
-    lr_g: float = 1e-4             # G and R
-    lr_d: float = 4e-4             # both critics (TTUR)
+    batch: int = role(1, POSITIVE)               # windows per step, each its own stream through the video
+    restart_every: int = 0                       # windows after which a stream restarts from zero states at a
+                                                 # random place (0: only at the end of the training part)
+    iters: int = role(50000, POSITIVE, RESUMABLE, SWEEP)
+    lr_g: float = 1e-4                           # G and R
+    lr_d: float = 4e-4                           # both critics (TTUR)
     beta1: float = 0.3
     beta2: float = 0.999
     lambda_gp: float = 10.0
-    lambda_pl: float = 10.0        # perceptual loss weight; 0 switches it off
+    lambda_pl: float = 10.0                      # perceptual loss weight; 0 switches it off
     lambda_l1: float = 0.0
-    vgg_weights: str = ""          # explicit path to torchvision's VGG16 ImageNet state dict
-    seed: int = 0
-    device: str = "auto"           # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"        # fp32 | bf16: training's forward passes under bf16 autocast
-                                   # (weights, optimiser state, losses stay fp32)
+    vgg_weights: str = role("", RESUMABLE, SWEEP)  # explicit path to torchvision's VGG16 ImageNet state dict
+    seed: int = role(0, SWEEP)
+    device: str = role("auto", RESUMABLE, SWEEP)   # auto | cpu | cuda | cuda:N
+    # training's forward passes under bf16 autocast (weights, optimiser state, losses stay fp32)
+    precision: str = role("fp32", RESUMABLE, choices=("fp32", "bf16"))
 
     # --- bookkeeping ---
-    log_every: int = 50            # losses are read from the device only this often
-    eval_every: int = 1000
-    sample_every: int = 2000
-    ckpt_every: int = 1000
-    keep_checkpoints: int = 3
-    eval_metrics: list = field(default_factory=lambda: ["ssim", "psnr"])
-    eval_windows: int = 0          # held-out windows evaluated; 0 = all of the held-out 20 %
+    log_every: int = role(50, POSITIVE, RESUMABLE, SWEEP)  # losses are read from the device only this often
+    eval_every: int = role(1000, POSITIVE, RESUMABLE, SWEEP)
+    sample_every: int = role(2000, POSITIVE, RESUMABLE, SWEEP)
+    ckpt_every: int = role(1000, POSITIVE, RESUMABLE, SWEEP)
+    keep_checkpoints: int = role(3, POSITIVE, RESUMABLE, SWEEP)
+    eval_metrics: list = role(["ssim", "psnr"], RESUMABLE, SWEEP)
+    eval_windows: int = role(0, RESUMABLE, SWEEP)  # held-out windows evaluated; 0 = all of the held-out 20 %
 
     def data_key(self) -> dict:
         """The settings the decoded frames and features depend on (part of the cache key)."""
-        keys = ("image_size", "fps", "crop", "sample_rate", "n_mels", "win_ms", "hop_ms",
-                "chunk_frames", "feature")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in keys_with(DATA)}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-# Keys that may change when a run is resumed: they do not touch the model or its data.
-RESUMABLE_KEYS = {"iters", "log_every", "eval_every", "sample_every", "ckpt_every",
-                  "keep_checkpoints", "eval_metrics", "eval_windows", "device", "vgg_weights", "precision"}
+def keys_with(name: str) -> tuple[str, ...]:
+    """The Config keys that have the role `name`, in declaration order."""
+    return tuple(f.name for f in fields(Config) if name in f.metadata.get("roles", ()))
 
-_CHOICES = {"feature": ("mel", "log-mel", "mfcc"), "vp": ("none", "convgru", "dirconvgru"),
-            "d_norm": ("batch", "instance", "layer", "none"), "precision": ("fp32", "bf16")}
-_POSITIVE = ("seq_len", "rnn_layers", "noise_e", "g_channel_base", "d_channel_base", "max_channels",
-             "batch", "iters", "sample_rate", "n_mels", "chunk_frames", "log_every", "eval_every",
-             "sample_every", "ckpt_every", "keep_checkpoints")
+
+RESUMABLE_KEYS = frozenset(keys_with(RESUMABLE))
+_CHOICES = {f.name: f.metadata["choices"] for f in fields(Config) if f.metadata.get("choices")}
 
 
 def validate(cfg: Config) -> Config:
@@ -106,7 +117,7 @@ def validate(cfg: Config) -> Config:
     s = cfg.image_size
     if not (32 <= s <= 512 and s & (s - 1) == 0):
         bad("image_size", "must be a power of two between 32 and 512")
-    for key in _POSITIVE:
+    for key in keys_with(POSITIVE):
         if getattr(cfg, key) < 1:
             bad(key, "must be a positive integer")
     if cfg.seq_len < 2:
@@ -143,11 +154,8 @@ def validate(cfg: Config) -> Config:
         bad("restart_every", "must be 0 (never) or a positive number of windows")
     if cfg.eval_windows < 0:
         bad("eval_windows", "must be 0 (all) or a positive number of windows")
-    from lmgan.metrics import REGISTRY  # late: metrics imports torch
-    unknown = [m for m in cfg.eval_metrics if m not in REGISTRY]
-    if unknown:
-        raise LmganError(f"config: unknown metric {unknown[0]!r} in eval_metrics "
-                         f"(known: {', '.join(sorted(REGISTRY))})")
+    from lmgan.metrics import lookup   # late: the registry imports this module's LmganError
+    lookup(cfg.eval_metrics, "config: eval_metrics")
     return cfg
 
 
@@ -236,13 +244,16 @@ def parse_sets(items: list[str]) -> dict:
 
 
 def build_config(preset: str | None = None, config_file: str | None = None,
-                 sets: list[str] | None = None) -> Config:
-    """Defaults ← preset ← config file ← --set, then validated."""
+                 sets: list[str] | None = None, video: dict | None = None) -> Config:
+    """Defaults ← preset ← the video's own settings (a named video's crop) ← config file ← --set,
+    then validated."""
     cfg = Config()
     if preset:
         if preset not in presets():
             raise LmganError(f"unknown preset {preset!r} (known: {', '.join(presets())})")
         cfg = apply_overrides(cfg, load_yaml(PRESET_DIR / f"{preset}.yaml"), f"preset {preset}")
+    if video:
+        cfg = apply_overrides(cfg, video, "video registry")
     if config_file:
         cfg = apply_overrides(cfg, load_yaml(config_file), str(config_file))
     cfg = apply_overrides(cfg, parse_sets(sets), "--set")

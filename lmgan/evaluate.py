@@ -21,13 +21,13 @@ from tqdm import tqdm
 from lmgan.data.dataset import VideoData, load_cached, load_video_data
 from lmgan.data.features import SoundFeatures
 from lmgan.data.media import read_audio
+from lmgan.device import pick_device
 from lmgan.errors import LmganError
 from lmgan.metrics import REGISTRY
 from lmgan.metrics.evaluator import Evaluator, heldout_pass, load_stats, save_stats
 from lmgan.render import model_from_checkpoint
 from lmgan.training import checkpoint
 from lmgan.pixels import to_unit_float
-from lmgan.training.loop import heldout_key, pick_device
 
 SOUND_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".mkv", ".mov"}
 
@@ -51,8 +51,8 @@ def load_checkpoint_data(ck: dict, ckpt_path, video: str | None, cfg, progress: 
 def table1(model, cfg, data: VideoData, device, metrics: list[str], seed: int = 0, repeats: int = 1,
            weight_paths: dict | None = None) -> dict:
     """{metric: mean, metric_std: std, ...} on the held-out part."""
-    evaluator = Evaluator(metrics, device, stats_key=heldout_key(data, cfg), weight_paths=weight_paths,
-                          fps=cfg.fps, sample_rate=cfg.sample_rate)
+    evaluator = Evaluator(metrics, device, stats_key=data.heldout_key(cfg.seq_len, cfg.eval_windows),
+                          weight_paths=weight_paths, fps=cfg.fps, sample_rate=cfg.sample_rate)
     runs = [heldout_pass(model, data, cfg, device, evaluator, seed=seed + r) for r in range(repeats)]
     out = {}
     for name in metrics:

@@ -18,11 +18,11 @@ from tqdm import tqdm
 from lmgan.config import Config, apply_overrides
 from lmgan.data.features import SoundFeatures, frame_count
 from lmgan.data.media import AAC_RATES, AudioSource, Resampler, VideoWriter
+from lmgan.device import pick_device
 from lmgan.errors import LmganError
 from lmgan.nets.model import ListenAndMove
 from lmgan.pixels import to_uint8
 from lmgan.training import checkpoint
-from lmgan.training.loop import pick_device
 
 
 def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[ListenAndMove, Config]:

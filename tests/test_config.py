@@ -2,7 +2,7 @@
 
 import pytest
 
-from lmgan.config import build_config, parse_sets, presets
+from lmgan.config import Config, apply_overrides, build_config, parse_sets, presets, validate
 from lmgan.errors import LmganError
 
 
@@ -40,3 +40,27 @@ def test_malformed_yaml(tmp_path):
         build_config(config_file=str(bad))
     with pytest.raises(LmganError, match="unknown preset"):
         build_config("nope")
+
+
+def test_each_rule_reads_the_roles_declared_on_the_fields():
+    """The cache key, resume, validation and the sweep read their keys from the fields' roles;
+    these are the lists they replaced (a change here changes what a cache hit or a resume means)."""
+    from lmgan.config import DATA, POSITIVE, RESUMABLE_KEYS, keys_with
+    from lmgan.sweep.space import NOT_SEARCHABLE
+    assert keys_with(DATA) == ("image_size", "fps", "crop", "sample_rate", "n_mels", "win_ms", "hop_ms",
+                               "chunk_frames", "feature")
+    assert set(Config().data_key()) == set(keys_with(DATA))
+    assert RESUMABLE_KEYS == {"iters", "log_every", "eval_every", "sample_every", "ckpt_every", "keep_checkpoints",
+                              "eval_metrics", "eval_windows", "device", "vgg_weights", "precision"}
+    assert NOT_SEARCHABLE == RESUMABLE_KEYS - {"precision"} | {"seed"}
+    assert set(keys_with(POSITIVE)) >= {"seq_len", "batch", "iters", "keep_checkpoints"}
+    for key in keys_with(POSITIVE):
+        with pytest.raises(LmganError, match=f"{key}=0 must be a positive integer"):
+            validate(apply_overrides(Config(), {key: 0}))
+
+
+def test_a_misspelt_metric_is_named_with_the_closest_one():
+    from lmgan.metrics import lookup
+    with pytest.raises(LmganError, match=r"--objective: unknown metric 'motoin_corr'; did you mean 'motion_corr'\?"):
+        lookup(["motoin_corr"], "--objective")
+    assert [m.name for m in lookup(["fvd", "ssim"], "x")] == ["fvd", "ssim"]

@@ -1,17 +1,25 @@
 """`lmgan report` against a real MLflow store (SQLite + local artifacts), no mocks: a sweep whose
 trials log metrics over iterations and a real mp4 with sound, read back into one HTML page."""
 
+import json
+import os
+import pickle
 import re
+import shutil
+import subprocess
+import sys
 import time
 from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import Markup
 
 from lmgan.errors import LmganError
 from lmgan.sweep import tracking
-from lmgan.sweep.report import report_main, write_report
+from lmgan.sweep.report import (BestTrial, Head, Importance, Row, Sample, SweepPage, Table, TrialRef,
+                                render_page, report_main, write_report)
 
 SPACE = "lr_g: {loguniform: [1.0e-5, 1.0e-3]}\nvp_kernel: {choice: [3, 5, 7]}\n"
 # trial id → (lr_g, vp_kernel, final ssim or None, status)
@@ -203,3 +211,112 @@ def test_report_command_exit_codes(store, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and err[0].startswith("lmgan: error: ") and words in err[0], err
     assert not (tmp_path / "bad.html").exists()
+
+
+# --------------------------------------------------------------------------- the template alone
+
+EVIL = '<script>alert("x")</script>'   # what a trial id, param or tag from MLflow could hold
+SECTIONS = ("trials", "importance", "parallel", "history", "best")
+
+
+def _page(best: bool = True) -> SweepPage:
+    """A hand-built page (no MLflow): every string that could come from a store carries markup;
+    the only Markup is the importance chart, as report.py builds its plotly snippets."""
+    ref = TrialRef(f"trial_{EVIL}", 'run"1', f'http://mlflow/#/runs/run"1?a=1&b={EVIL}')
+    head = Head(f"sweep {EVIL}", f"lmgan-{EVIL}", "ssim", "max", EVIL,
+                {"finished": 1, "stopped": 0, "errored": 0, "running": 1, EVIL: 0}, [f"trials {EVIL}"],
+                "2025-01-01 10:00", "2025-01-02 10:00", f"sqlite:///{EVIL}.db")
+    rows = [Row(ref, True, [EVIL, "0.8100 ± 0.0200"], "30", "finished"),
+            Row(TrialRef("trial_2", "run2"), False, ["3", ""], "", "running")]
+    table = Table([("lr_g", f"loguniform[{EVIL}]"), (EVIL, "")], [f"{EVIL} ↑ (objective)"], rows)
+    importance = Importance(chart=Markup('<div id="imp-chart">chart</div>'), values=[(EVIL, "1.000")],
+                            evaluator=f"fANOVA {EVIL}", trials=2, skipped=1)
+    best_trial = BestTrial(ref, "0.81", "finished", "30", f"trial_{EVIL}_driver", [(EVIL, EVIL)],
+                           [("ssim", "0.8100 ± 0.0200")], {"mp4": Sample('f/best.mp4?"', 30)},
+                           f"grid {EVIL} could not be downloaded", [(EVIL, EVIL)])
+    return SweepPage(head, "report_files", table, importance, EVIL, None, best_trial if best else None)
+
+
+def _check_page(page: str) -> None:
+    """Every section is there, the Markup chart raw, every other string escaped."""
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</body></html>")
+    for section in SECTIONS:
+        assert page.count(f'<section id="{section}">') == 1, section
+    assert '<div id="imp-chart">chart</div>' in page
+    assert "<script>alert" not in page and 'alert("x")' not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+
+
+def test_template_renders_a_hand_built_page_escaped():
+    page = render_page(_page())
+    _check_page(page)
+    # Strings inside attributes too, and a str where a chart goes is text, not HTML.
+    assert 'data-run-id="run&#34;1"' in page and 'title="searched: loguniform[&lt;script&gt;' in page
+    assert 'href="http://mlflow/#/runs/run&#34;1?a=1&amp;b=&lt;script&gt;' in page
+    assert 'src="f/best.mp4?&#34;"' in page
+    assert '<script src="report_files/plotly.min.js"></script>' in page
+    parallel = page.split('<section id="parallel">', 1)[1].split("</section>", 1)[0]
+    assert "&lt;script&gt;" in parallel
+    # The table: one row per line, the best one marked; then the best trial's section.
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr([^>]*)>(.*?)</tr>", body)
+    assert len(rows) == 2 and 'class="best"' in rows[0][0] and "best</span>" in rows[0][1]
+    assert "<td>0.8100 ± 0.0200</td>" in rows[0][1] and '<td class="st st-running">running</td>' in rows[1][1]
+    assert "2 trials: 1 finished, 0 stopped, 0 errored, 1 running, 0 &lt;script&gt;" in page
+    assert "1 trials left out (params outside the space)" in page
+    assert "recorded trial_&lt;script&gt;" in page and "could not be downloaded" in page
+    assert "iteration 30: generated | real, with sound" in page and "frame grid" not in page
+
+
+def test_template_renders_a_page_without_results():
+    empty = _page(best=False)
+    empty.table.rows, empty.importance, empty.parallel = [], Importance("no trials yet"), None
+    page = render_page(empty)
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert "This sweep has no trial runs yet." in page and "<tbody>" not in page
+    assert "Not shown: no trials yet" in page and "Not shown: no finished or stopped trial" in page
+    assert "No trial has logged ssim yet." in page and "No trial has an objective value (ssim) yet." in page
+
+
+RENDER_INSTALLED = """
+import json, pickle, sys
+from lmgan.sweep import report
+page = report.render_page(pickle.loads(sys.stdin.buffer.read()))
+print(json.dumps({"module": report.__file__, "html": page,
+                  "template": report._environment().get_template(report.TEMPLATE).filename}))
+"""
+
+
+def test_template_ships_as_package_data(tmp_path):
+    """Built as an install builds it (setuptools' build_py, from a copy of the project, with
+    pyproject.toml's package-data), the package renders its page from there with another working
+    folder: the template ships with the package and is loaded through it."""
+    pytest.importorskip("setuptools")
+    root, src, site = Path(__file__).resolve().parents[1], tmp_path / "src", tmp_path / "site"
+    shutil.copytree(root / "lmgan", src / "lmgan", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    built = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
+                            "--build-lib", str(site)], cwd=src, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    shutil.rmtree(src)                    # nothing left to find the template in but the build
+    (tmp_path / "cwd").mkdir()
+    done = subprocess.run([sys.executable, "-c", RENDER_INSTALLED], cwd=tmp_path / "cwd",
+                          input=pickle.dumps(_page()), capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr.decode()
+    got = json.loads(done.stdout)
+    assert got["module"] == str(site / "lmgan" / "sweep" / "report.py")
+    assert got["template"] == str(site / "lmgan" / "sweep" / "templates" / "report.html")
+    _check_page(got["html"])
+
+
+def test_run_links_carry_no_credentials():
+    from types import SimpleNamespace
+
+    from lmgan.sweep.report import _redact, _runs_url
+    exp = SimpleNamespace(experiment_id="7")
+    assert _runs_url("https://ann:s3cret@mlflow.lab:5000/", exp) == "https://mlflow.lab:5000/#/experiments/7/runs/"
+    assert _redact("https://ann:s3cret@mlflow.lab:5000") == "https://ann:***@mlflow.lab:5000"
+    assert _runs_url("sqlite:///runs/mlflow.db", exp) is None

@@ -6,7 +6,7 @@ a generator that cannot hear scores exactly 0 sensitivity, one that hears scores
 AV-Align is tested on a click track (a square jumps at each click, 0.4–1 s apart): on the demo
 clip, whose drums sit on a 0.125 s grid (2.5 frames), an onset lies within one frame of almost
 any frame and AV-Align is at chance (measured: real 0.37–0.39, shuffled 0.34–0.41, random peaks
-0.29–0.32), which the README says.
+0.29–0.32), which docs/evaluation.md says.
 """
 
 import json

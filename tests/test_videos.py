@@ -13,7 +13,8 @@ import pytest
 
 from lmgan.data.media import probe, read_audio, read_video, write_video
 from lmgan.errors import LmganError
-from lmgan.sweep import videos
+from lmgan.data import fetch as fetching
+from lmgan.data import videos
 
 FIVE = ["cello", "demo", "drums", "quintet", "talking-head"]
 # The authors' boxes (DESIGN §6) as lmgan crops, with the frame size each was made for.
@@ -98,7 +99,7 @@ def test_shipped_registry_has_the_five_videos():
 def test_unknown_name_lists_the_known_ones():
     msg = one_line_error(videos.resolve, "foo", match="unknown video 'foo'")
     assert "known: cello, demo, drums, quintet, talking-head; or give a file path" in msg
-    one_line_error(videos.fetch, "foo", match="known: cello, demo")
+    one_line_error(fetching.fetch, "foo", match="known: cello, demo")
 
 
 @pytest.mark.parametrize("entry, match", [
@@ -121,7 +122,7 @@ def test_bad_registry_entries_are_refused(tmp_path, monkeypatch, entry, match):
     path = registry(tmp_path, monkeypatch, f"videos:\n  evil: {entry}\n")
     msg = one_line_error(videos.resolve, "evil", match=match)
     assert str(path) in msg
-    one_line_error(videos.fetch, "evil", match=match)
+    one_line_error(fetching.fetch, "evil", match=match)
 
 
 @pytest.mark.parametrize("text, match", [
@@ -167,7 +168,7 @@ def test_resolve_named_videos(data, clip):
 
 
 def test_talking_head_explains_the_licence(data):
-    for fn in (videos.resolve, videos.fetch):
+    for fn in (videos.resolve, fetching.fetch):
         msg = one_line_error(fn, "talking-head", match="MEAD")
         assert "M31" in msg and f"place it at {data / 'talking-head.mp4'}" in msg
 
@@ -185,7 +186,7 @@ def test_resolve_demo_uses_an_existing_file(data, clip):
 def test_fetch_refused_connection_is_quick_and_leaves_nothing(tmp_path, monkeypatch, data):
     registry(tmp_path, monkeypatch, "videos:\n  down: {url: 'http://127.0.0.1:9/x.mp4'}\n")
     t = time.monotonic()
-    msg = one_line_error(videos.fetch, "down", match="down: cannot download http://127.0.0.1:9/x.mp4: connection refused")
+    msg = one_line_error(fetching.fetch, "down", match="down: cannot download http://127.0.0.1:9/x.mp4: connection refused")
     assert time.monotonic() - t < 15
     assert f"place it at {data / 'down.mp4'}" in msg
     assert not data.exists() or os.listdir(data) == []
@@ -198,7 +199,7 @@ def test_fetch_from_youtube_offline(data):
     except OSError:
         pass
     t = time.monotonic()
-    msg = one_line_error(videos.fetch, "quintet", match="quintet: cannot download https://www.youtube.com/watch?v=R-Tk7-Ytes4")
+    msg = one_line_error(fetching.fetch, "quintet", match="quintet: cannot download https://www.youtube.com/watch?v=R-Tk7-Ytes4")
     assert "offline" in msg and f"place it at {data / 'quintet.mp4'}" in msg
     assert time.monotonic() - t < 30
     assert not data.exists() or os.listdir(data) == []
@@ -207,7 +208,7 @@ def test_fetch_from_youtube_offline(data):
 def test_fetch_file_url_trims_and_keeps_sound(tmp_path, monkeypatch, data, clip, capsys):
     registry(tmp_path, monkeypatch,
              f"videos:\n  local: {{url: '{clip.as_uri()}', start: 1, end: 3, what: test clip}}\n")
-    path = videos.fetch("local", progress=False)
+    path = fetching.fetch("local", progress=False)
     assert path == data / "local.mp4" and os.listdir(data) == ["local.mp4"]  # no raw download left
     info = probe(path)
     assert abs(info["duration"] - 2.0) < 0.1 and info["has_audio"]
@@ -222,10 +223,10 @@ def test_fetch_file_url_trims_and_keeps_sound(tmp_path, monkeypatch, data, clip,
     assert np.abs(sound[int(0.6 * 16000): int(1.9 * 16000)]).max() > 0.2
 
     mtime = path.stat().st_mtime_ns
-    assert videos.fetch("local") == path and path.stat().st_mtime_ns == mtime  # present: no download
+    assert fetching.fetch("local") == path and path.stat().st_mtime_ns == mtime  # present: no download
     assert videos.resolve("local").path == path
 
-    assert videos.fetch_main(["local", "nope"], force=False) == 2
+    assert fetching.fetch_main(["local", "nope"], force=False) == 2
     out, err = capsys.readouterr()
     assert f"local: {path}" in out and "unknown video 'nope'" in err
 
@@ -234,9 +235,9 @@ def test_fetch_force_replaces_a_present_file(tmp_path, monkeypatch, data, clip):
     registry(tmp_path, monkeypatch, f"videos:\n  whole: {{url: '{clip.as_uri()}'}}\n")
     data.mkdir()
     (data / "whole.mp4").write_bytes(b"old")
-    assert videos.fetch("whole", progress=False) == data / "whole.mp4"
+    assert fetching.fetch("whole", progress=False) == data / "whole.mp4"
     assert (data / "whole.mp4").read_bytes() == b"old"
-    videos.fetch("whole", force=True, progress=False)  # no trim: the download itself, renamed
+    fetching.fetch("whole", force=True, progress=False)  # no trim: the download itself, renamed
     assert (data / "whole.mp4").read_bytes() == clip.read_bytes() and os.listdir(data) == ["whole.mp4"]
 
 
@@ -303,7 +304,7 @@ def test_fetch_says_which_crop_it_will_use(tmp_path, monkeypatch, data, clip, ca
 """)
     data.mkdir()
     (data / "broken.mp4").write_bytes(b"not a video")  # present already: fetch keeps it
-    assert videos.fetch_main(["fits", "other", "broken"]) == 0
+    assert fetching.fetch_main(["fits", "other", "broken"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"fits: {data / 'fits.mp4'}" and len(out) == 6
     assert out[1].startswith("fits: crop [8, 0, 48, 48] (x, y, w, h): the authors' box (left, top, "
@@ -313,15 +314,43 @@ def test_fetch_says_which_crop_it_will_use(tmp_path, monkeypatch, data, clip, ca
     assert out[5].startswith("broken: crop: centred square, not the authors' box: cannot read the file's frame size")
 
 
-def test_an_explicit_crop_wins_in_the_sweep(data, sized, capsys):
+def test_an_explicit_crop_wins_in_the_sweep(data, sized, capsys, tmp_path):
     from lmgan.sweep import search
 
     place(data, "quintet", sized(1280, 720))
 
     def crop(*sets):
         args = search.build_parser().parse_args(["--video", "quintet", *sets])
-        return search._plan(args)["fixed"]["crop"]
+        return search.make_plan(args, str(tmp_path / "sweeps")).config.crop
 
     assert crop() == [290, 0, 720, 720]
     assert crop("--set", "crop=0,0,100,100") == [0, 0, 100, 100]
     assert "quintet: crop [290, 0, 720, 720] (x, y, w, h): the authors' box" in capsys.readouterr().err
+
+
+# --- registry names in `lmgan train` and `lmgan eval` --------------------------------------------
+
+
+def test_train_and_eval_take_registry_names(tmp_path, monkeypatch, data, demo_clip, capsys):
+    """A named video trains with its file, its preset and its crop, as in the sweep; an explicit
+    --set crop wins; `lmgan eval --video NAME` reads the same file."""
+    import yaml
+
+    from conftest import train_cli
+    from lmgan.cli import main
+
+    registry(tmp_path, monkeypatch, "videos:\n  clip: {crop: [8, 8, 48, 48], preset: tiny}\n")
+    place(data, "clip", demo_clip)
+    assert train_cli("--video", "clip", "--out", tmp_path / "run", "--set", "iters=2") == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["crop"] == [8, 8, 48, 48] and saved["image_size"] == 32      # the tiny preset's size
+    assert "clip: crop [8, 8, 48, 48] (x, y, w, h) from the registry" in capsys.readouterr().err
+    assert train_cli("--video", "clip", "--out", tmp_path / "own", "--set", "iters=2",
+                     "--set", "crop=0,0,64,64") == 0
+    assert yaml.safe_load((tmp_path / "own" / "config.yaml").read_text())["crop"] == [0, 0, 64, 64]
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--video", "clip", "--quiet", "--json"]) == 0
+    assert "not the video this model was trained on" not in capsys.readouterr().err
+    for cmd in (["train", "--video", "cello"], ["eval", "--checkpoint", str(tmp_path / "run"), "--video", "cello"]):
+        assert main(cmd) == 2
+        assert "unknown video 'cello'" in capsys.readouterr().err

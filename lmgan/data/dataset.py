@@ -51,6 +51,11 @@ class VideoData:
             n = min(n, limit)
         return [self.n_train + k * seq_len for k in range(n)]
 
+    def heldout_key(self, seq_len: int, limit: int = 0) -> str:
+        """Names the real windows heldout_starts gives (cached real-video statistics are keyed
+        by it): the video's data key and the windowing."""
+        return f"{self.key}-L{seq_len}-w{limit}"
+
     def audio_span(self, start: int, n: int) -> np.ndarray:
         """The sound of frames start … start+n-1."""
         a = round(start / self.fps * self.sample_rate)

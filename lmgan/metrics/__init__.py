@@ -12,20 +12,20 @@ Four kinds:
 - probe metrics (sensitivity) generate the held-out part again from altered sound: does the
   output change when the sound does?
 
-Metrics needing pretrained weights name them (lmgan.weights); builders import lazily so reading
-the registry (config validation) costs nothing.
+Metrics needing pretrained weights name them (lmgan.weights); builders import lazily, and this
+module imports no torch, so reading the registry (config validation, help texts) costs nothing.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+from lmgan.errors import LmganError
 
-from lmgan.metrics.frames import psnr_per_frame, ssim_per_frame
-
+if TYPE_CHECKING:
+    import torch
 
 FVD_CLIP = 16   # StyleGAN-V's FVD16: windows are cut into consecutive 16-frame clips
 
@@ -43,10 +43,12 @@ class Metric:
 
 
 def _ssim(device, paths):
+    from lmgan.metrics.frames import ssim_per_frame
     return ssim_per_frame
 
 
 def _psnr(device, paths):
+    from lmgan.metrics.frames import psnr_per_frame
     return psnr_per_frame
 
 
@@ -104,14 +106,31 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
+def lookup(names, flag: str) -> list[Metric]:
+    """The metrics named, or one error naming `flag` (where the names came from), the first
+    unknown name, the closest known one and all of them: the one check every entry point uses."""
+    import difflib
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise LmganError(f"{flag}: unknown metric {unknown[0]!r}{hint} (known: {', '.join(REGISTRY)})")
+    return [REGISTRY[n] for n in names]
+
+
 def ssim(fake: torch.Tensor, real: torch.Tensor) -> float:
     """Mean per-frame SSIM of frames [N, 3, H, W] in [-1, 1]."""
-    return float(ssim_per_frame(fake, real).mean())
+    return float(_per_frame("ssim")(fake, real).mean())
 
 
 def psnr(fake: torch.Tensor, real: torch.Tensor) -> float:
     """Mean per-frame PSNR (dB) of frames [N, 3, H, W] in [-1, 1]."""
-    return float(psnr_per_frame(fake, real).mean())
+    return float(_per_frame("psnr")(fake, real).mean())
+
+
+def _per_frame(name: str):
+    """A frame metric's per-frame function (these need no device or weights)."""
+    return REGISTRY[name].build(None, {})
 
 
 def lpips(fake: torch.Tensor, real: torch.Tensor, net: str = "alex") -> float:

@@ -18,7 +18,7 @@ import torch
 
 from lmgan import atomic, weights
 from lmgan.errors import LmganError
-from lmgan.metrics import REGISTRY
+from lmgan.metrics import lookup
 from lmgan.pixels import to_uint8, to_unit_float
 
 
@@ -48,11 +48,8 @@ class Evaluator:
 
     def __init__(self, names: list[str], device: torch.device, stats_key: str | None = None,
                  weight_paths: dict | None = None, fps: float = 20.0, sample_rate: int = 16000):
-        unknown = [n for n in names if n not in REGISTRY]
-        if unknown:
-            raise LmganError(f"unknown metric {unknown[0]!r} (known: {', '.join(sorted(REGISTRY))})")
         paths = weight_paths or {}
-        self.metrics = [REGISTRY[n] for n in names]
+        self.metrics = lookup(names, "evaluator")
         self.fns = {m.name: m.build(device, paths) for m in self.metrics}
         self.stats_key = stats_key
         self.fps, self.sample_rate = fps, sample_rate

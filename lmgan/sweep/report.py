@@ -5,14 +5,22 @@ mean ± std, iterations, status; best first), Optuna's parameter importances for
 a parallel-coordinate plot, the objective over iterations of every trial and the best trial's
 sample video (generated | real, with sound) and frame grid.
 
+Two steps, so that the layout can be read, changed and tested without a store:
+- `gather_page` does every MLflow query, computes the importances and charts and copies the best
+  trial's samples, and returns a `SweepPage`: plain dataclasses of display-ready strings.
+- `render_page` lays a `SweepPage` out with the Jinja2 template `templates/report.html`, loaded
+  from this package (shipped as package data), with autoescaping on: every string from MLflow is
+  escaped by the template; only the plotly chart snippets, built here and wrapped in `Markup`,
+  are inserted raw.
+
 Offline by design: plotly.js is written once into the sibling folder `<out stem>_files/`, beside
 the best trial's sample files, and the page refers to all of them relatively, so the page and
-its folder can be copied anywhere together. Every string that comes from MLflow is escaped.
+its folder can be copied anywhere together.
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import math
 import re
 import shutil
@@ -24,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
+import jinja2
+from markupsafe import Markup
+
 from lmgan.atomic import replacing
 from lmgan.errors import LmganError, first_line
 from lmgan.sweep import tracking
@@ -31,6 +42,7 @@ from lmgan.sweep import tracking
 STATUSES = ("finished", "stopped", "errored", "running")
 SAMPLE_RE = re.compile(r"iter_(\d+)\.(mp4|png)$")
 SWEEP_PARAMS = ("trials", "max_iters", "grace_iters", "eval_every")
+TEMPLATE = "report.html"      # in lmgan/sweep/templates/
 
 
 @dataclass
@@ -46,12 +58,98 @@ class Trial:
     searched: list[str] = field(default_factory=list)   # its lmgan.searched tag
 
 
+# --------------------------------------------------------------------------- what the page shows
+# Plain data, every value already formatted for display, so the template only lays it out.
+
+
+@dataclass
+class TrialRef:
+    """A trial as the page names it; `href` is its MLflow run page when the store has a web UI."""
+    trial_id: str
+    run_id: str
+    href: str | None = None
+
+
+@dataclass
+class Head:
+    """The title and the lines under it."""
+    sweep: str
+    experiment: str
+    objective: str
+    mode: str                        # "max" or "min"
+    video: str
+    counts: dict[str, int]           # trials per status, the four STATUSES first
+    budget: list[str]                # the sweep's budget params as "max_iters 300"
+    started: str
+    written: str
+    tracking: str                    # the store's URI, its password redacted
+
+
+@dataclass
+class Row:
+    """One trial in the table."""
+    trial: TrialRef
+    best: bool
+    cells: list[str]                 # its searched params, then its metrics (Table.metrics' order)
+    iters: str
+    status: str
+
+
+@dataclass
+class Table:
+    """The trials table, best first."""
+    params: list[tuple[str, str]]    # searched key and its range ("" when the space is unknown)
+    metrics: list[str]               # metric column headers: name, direction, objective mark
+    rows: list[Row]
+
+
+@dataclass
+class Importance:
+    """Optuna's parameter importances for the objective, or why they are not shown."""
+    why_not: str = ""
+    chart: Markup | None = None
+    values: list[tuple[str, str]] = field(default_factory=list)   # most important first
+    evaluator: str = ""
+    trials: int = 0                  # the finished or stopped trials they come from
+    skipped: int = 0                 # trials left out: their params are outside the space
+
+
+@dataclass
+class Sample:
+    """A best-trial sample file in the page's files folder."""
+    src: str                         # relative to the page, URL-quoted
+    iteration: int
+
+
+@dataclass
+class BestTrial:
+    """The best trial's section."""
+    trial: TrialRef
+    value: str
+    status: str
+    iters: str
+    recorded: str                    # the driver's best trial when it is another one, else ""
+    params: list[tuple[str, str]]    # the searched params
+    metrics: list[tuple[str, str]]   # its latest metrics, registry metrics first
+    samples: dict[str, Sample]       # "mp4" (video), "png" (frame grid), "motion" (plot)
+    samples_note: str                # what went wrong fetching them, "" if nothing
+    config: list[tuple[str, str]]    # every param it ran with
+
+
+@dataclass
+class SweepPage:
+    """Everything the page shows: what `gather_page` reads from MLflow, `render_page` lays out."""
+    head: Head
+    files: str                       # the files folder as the page refers to it (URL-quoted)
+    table: Table
+    importance: Importance
+    parallel: Markup | None          # the parallel-coordinate chart, None when there is none
+    history: Markup | None           # the objective over iterations, None when nothing is logged
+    best: BestTrial | None           # None when no trial has an objective value
+
+
 def _log(msg: str) -> None:
     print(f"report: {msg}", file=sys.stderr, flush=True)
-
-
-def _e(s) -> str:
-    return html.escape(str(s), quote=True)
 
 
 # --------------------------------------------------------------------------- MLflow queries
@@ -270,6 +368,21 @@ def _mean_std(m, s) -> str:
     return f"{m:.{d}f}" + (f" ± {s:.{d}f}" if _finite(s) else "")
 
 
+def _metric_text(metrics: dict[str, float], name: str) -> str:
+    """Frame metrics as mean ± std over the held-out windows, set metrics (and others) as one value."""
+    from lmgan.metrics import REGISTRY
+    spec, m = REGISTRY.get(name), metrics.get(name)
+    return _mean_std(m, metrics.get(f"{name}_std")) if spec and spec.kind == "frame" else _num(m)
+
+
+def _metric_label(name: str, objective: str) -> str:
+    """A metric column's header: which way is better, and whether it is the objective."""
+    from lmgan.metrics import REGISTRY
+    spec = REGISTRY.get(name)
+    arrow = "" if spec is None else (" ↑" if spec.higher_is_better else " ↓")
+    return name + arrow + (" (objective)" if name == objective else "")
+
+
 def _param_cell(s: str | None, p) -> str:
     if s is None:
         return ""
@@ -281,10 +394,41 @@ def _param_cell(s: str | None, p) -> str:
     return s
 
 
-def _fig_html(fig, div_id: str, height: int) -> str:
+def _iters(t: Trial) -> str:
+    return "" if t.iters is None else str(t.iters)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _redact(uri: str) -> str:
+    """The URI without its password: the page is made to be copied and shared."""
+    p = urlparse(uri)
+    if p.password:
+        return uri.replace(f":{p.password}@", ":***@")
+    return uri
+
+
+def _runs_url(uri: str, exp) -> str | None:
+    """The MLflow UI's run-page prefix for a tracking server; None for a local store (no UI)."""
+    p = urlparse(uri)
+    if p.scheme not in ("http", "https"):
+        return None
+    host = p._replace(netloc=p.netloc.rpartition("@")[2]).geturl()   # no user:password in a shared page
+    return f"{host.rstrip('/')}/#/experiments/{quote(exp.experiment_id)}/runs/"
+
+
+def _ref(t: Trial, runs_url: str | None) -> TrialRef:
+    return TrialRef(t.trial_id, t.run_id, runs_url + quote(t.run_id) if runs_url else None)
+
+
+def _fig_html(fig, div_id: str, height: int) -> Markup:
+    """A plotly chart as a page snippet, marked safe: the one kind of HTML the template keeps raw
+    (plotly escapes the strings it embeds in its JSON)."""
     fig.update_layout(height=height, margin=dict(l=60, r=30, t=40, b=50), template="plotly_white")
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       default_height=f"{height}px", config={"displaylogo": False})
+    return Markup(fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                              default_height=f"{height}px", config={"displaylogo": False}))
 
 
 # --------------------------------------------------------------------------- files
@@ -305,25 +449,30 @@ def _plotly_js(files: Path) -> None:
         tmp.write_bytes(js)
 
 
-def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict, str]:
-    """Copy the best trial's latest samples/iter_*.mp4, its frame grid and its motion plot into
-    `files`: ({"mp4"|"png"|"motion": (file name, iteration)}, note)."""
+def _latest_samples(paths: set[str]) -> dict[str, tuple[str, int]]:
+    """{"mp4"|"png"|"motion": (artifact path, iteration)}: the latest video, with the frame grid
+    and motion plot of the video's iteration when there are some (else the latest grid)."""
+    latest = {}
+    for path in sorted(paths):
+        m = SAMPLE_RE.search(path)
+        if m and int(m.group(1)) >= latest.get(m.group(2), (None, -1))[1]:
+            latest[m.group(2)] = (path, int(m.group(1)))
+    if "mp4" in latest:
+        video, it = latest["mp4"]
+        for kind, suffix in (("png", ".png"), ("motion", "-motion.png")):
+            if video[:-4] + suffix in paths:
+                latest[kind] = (video[:-4] + suffix, it)
+    return latest
+
+
+def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict[str, Sample], str]:
+    """Copy the best trial's latest samples into `files`, so the page works offline:
+    ({"mp4"|"png"|"motion": Sample}, note on what could not be fetched)."""
     try:
-        infos = [f for f in c.list_artifacts(trial.run_id, "samples") if not f.is_dir]
+        paths = {f.path for f in c.list_artifacts(trial.run_id, "samples") if not f.is_dir}
     except Exception as e:
         return {}, f"its samples could not be listed ({first_line(e, 160)})"
-    latest = {}
-    for f in infos:
-        m = SAMPLE_RE.search(f.path)
-        if m and int(m.group(1)) >= latest.get(m.group(2), (None, -1))[1]:
-            latest[m.group(2)] = (f.path, int(m.group(1)))
-    if "mp4" in latest:   # the frame grid of the video's iteration when there is one
-        grid = latest["mp4"][0][:-4] + ".png"
-        if grid in {f.path for f in infos}:
-            latest["png"] = (grid, latest["mp4"][1])
-        motion = latest["mp4"][0][:-4] + "-motion.png"
-        if motion in {f.path for f in infos}:
-            latest["motion"] = (motion, latest["mp4"][1])
+    latest = _latest_samples(paths)
     if not latest:
         return {}, "it logged no samples/iter_*.mp4 or .png yet"
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", trial.trial_id)[:80] or "best"
@@ -333,64 +482,195 @@ def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict, str]:
             local = Path(c.download_artifacts(trial.run_id, path, str(tmp)))
             name = f"best_{safe}_{Path(path).name}"
             _copy(local, files / name)
-            out[kind] = (name, it)
+            out[kind] = Sample(f"{quote(files.name)}/{quote(name)}", it)
         except Exception as e:
             notes.append(f"{path} could not be downloaded ({first_line(e, 160)})")
     return out, "; ".join(notes)
 
 
-# --------------------------------------------------------------------------- the page
+# --------------------------------------------------------------------------- gathering
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1400px;
-  padding:0 1.5em;color:#222;line-height:1.4}
-h1{margin-bottom:.2em} h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-.meta{color:#555} .meta span{margin-right:1.5em} .note{color:#666;font-style:italic}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right;white-space:nowrap}
-th{background:#f4f4f4} td.id,th.id,td.st{text-align:left}
-tr.best td{background:#fff4c2;font-weight:600}
-.badge{background:#e0a800;color:#fff;border-radius:3px;padding:0 .35em;font-size:.8em;margin-left:.4em}
-.st-finished{color:#1a7f37} .st-stopped{color:#9a6700} .st-errored{color:#cf222e} .st-running{color:#0969da}
-.scroll{overflow-x:auto} .media{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
-.media figure{margin:0} video,img.grid{max-width:100%;border:1px solid #ccc}
-details{margin:.5em 0}
-"""
+def gather_page(c, experiment: str, uri: str, sweep: str | None, files: Path) -> SweepPage:
+    """Everything the page shows, with the best trial's samples copied into `files`. All the store
+    queries and computations happen here, so that `render_page` needs neither MLflow nor Optuna."""
+    exp = _experiment(c, experiment)
+    parent = _sweep_run(c, exp, sweep)
+    files.mkdir(parents=True, exist_ok=True)     # only now: a wrong name leaves no folder behind
+    objective, mode = _objective(parent)
+    runs_url = _runs_url(uri, exp)
+    with tempfile.TemporaryDirectory(prefix="lmgan-report-") as tmpdir:
+        tmp = Path(tmpdir)
+        trials = _trials(c, exp, parent, objective)
+        head = _head(exp, parent, uri, objective, mode, _counts(trials))
+        summary = ", ".join(f"{n} {s}" for s, n in head.counts.items() if n)
+        _log(f"{exp.name} / {head.sweep}: {_plural(len(trials), 'trial')} ({summary}), "
+             f"objective {objective} ({mode})")
+        space = _space(c, parent, tmp)
+        trials, best = _ranked(trials, mode == "max")
+        cols = _columns(space, trials)
+        _log("computing parameter importances")
+        dists = _distributions(space, trials, cols)
+        study, skipped = _study(trials, dists, mode == "max") if dists else (None, 0)
+        return SweepPage(
+            head=head, files=quote(files.name),
+            table=_table(trials, cols, space, objective, best, runs_url),
+            importance=_importance(study, dists, skipped, objective),
+            parallel=_parallel_chart(study, objective),
+            history=_history_chart(trials, best, objective),
+            best=_best_trial(c, best, cols, objective, parent.data.tags.get("lmgan.best_trial"),
+                             files, tmp, runs_url))
 
 
-def _table(trials, cols, space, metric_cols, objective, best, link) -> str:
+def _objective(parent) -> tuple[str, str]:
+    """The sweep's objective and "max"/"min": as the driver tagged them, else the registry's
+    direction, so that sweeps from older drivers still rank the right way."""
     from lmgan.metrics import REGISTRY
-    head = ['<th>#</th>', '<th class="id">trial</th>']
-    head += [f'<th title="searched: {_e(space[k].describe()) if space and k in space else ""}">{_e(k)}</th>'
-             for k in cols]
-    for name in metric_cols:
-        spec = REGISTRY.get(name)
-        arrow = "" if spec is None else (" ↑" if spec.higher_is_better else " ↓")
-        mark = " (objective)" if name == objective else ""
-        head.append(f"<th>{_e(name)}{arrow}{_e(mark)}</th>")
-    if objective not in metric_cols:
-        head.append(f"<th>{_e(objective)} (objective)</th>")
-    head += ["<th>iterations</th>", '<th class="id">status</th>']
-    rows = []
-    for i, t in enumerate(trials, 1):
-        is_best = best is not None and t.run_id == best.run_id
-        cells = [f"<td>{i}</td>",
-                 f'<td class="id">{link(t)}{"<span class=badge>best</span>" if is_best else ""}</td>']
-        cells += [f"<td>{_e(_param_cell(t.params.get(k), space.get(k) if space else None))}</td>" for k in cols]
-        for name in metric_cols:
-            spec = REGISTRY.get(name)
-            m = t.metrics.get(name)
-            text = _mean_std(m, t.metrics.get(f"{name}_std")) if spec and spec.kind == "frame" else _num(m)
-            cells.append(f"<td>{_e(text)}</td>")
-        if objective not in metric_cols:
-            cells.append(f"<td>{_e(_num(t.metrics.get(objective)))}</td>")
-        cells += [f"<td>{'' if t.iters is None else t.iters}</td>",
-                  f'<td class="st st-{_e(t.status)}">{_e(t.status)}</td>']
-        cls = ' class="best" id="best-row"' if is_best else ""
-        rows.append(f'<tr{cls} data-run-id="{_e(t.run_id)}">{"".join(cells)}</tr>')
-    return (f'<div class="scroll"><table class="trials"><thead><tr>{"".join(head)}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+    tags = parent.data.tags
+    objective = tags.get("lmgan.objective") or parent.data.params.get("objective") or "ssim"
+    mode = tags.get("lmgan.mode")
+    if mode not in ("min", "max"):
+        mode = "min" if objective in REGISTRY and not REGISTRY[objective].higher_is_better else "max"
+    return objective, mode
+
+
+def _counts(trials: list[Trial]) -> dict[str, int]:
+    """Trials per status: the four usual ones always (0 says something too), then any other."""
+    counts = {s: 0 for s in STATUSES}
+    for t in trials:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    return counts
+
+
+def _head(exp, parent, uri: str, objective: str, mode: str, counts: dict[str, int]) -> Head:
+    """The title lines; the URI's password redacted, since the page is made to be passed around."""
+    tags, params = parent.data.tags, parent.data.params
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(parent.info.start_time / 1000)) \
+        if parent.info.start_time else "?"
+    budget = [f"{k} {params[k]}" for k in SWEEP_PARAMS if k in params]
+    return Head(tags.get(tracking.SWEEP) or parent.info.run_name, exp.name, objective, mode,
+                tags.get("lmgan.video", "?"), counts, budget, started, time.strftime("%Y-%m-%d %H:%M"),
+                _redact(uri))
+
+
+def _ranked(trials: list[Trial], maximize: bool) -> tuple[list[Trial], Trial | None]:
+    """The trials best first by the objective, those without a value last in start order; the best."""
+    ranked = sorted((t for t in trials if t.value is not None),
+                    key=lambda t: -t.value if maximize else t.value)
+    return ranked + [t for t in trials if t.value is None], (ranked[0] if ranked else None)
+
+
+def _columns(space, trials: list[Trial]) -> list[str]:
+    """The searched keys: the space's, else (no readable space) the trials' lmgan.searched tags."""
+    cols = list(space) if space else []
+    if not cols:
+        for t in trials:
+            cols += [k for k in t.searched if k not in cols]
+    return cols
+
+
+def _table(trials: list[Trial], cols: list[str], space, objective: str, best: Trial | None,
+           runs_url: str | None) -> Table:
+    """The trials table: searched params, then the registry's metrics that some trial logged (in
+    registry order); the objective always has a column, even before any trial logged it."""
+    from lmgan.metrics import REGISTRY
+    present = set().union(*(t.metrics for t in trials)) if trials else set()
+    metrics = [n for n in REGISTRY if n in present]
+    if objective in present and objective not in metrics:
+        metrics.insert(0, objective)
+    labels = [_metric_label(n, objective) for n in metrics]
+    if objective not in metrics:
+        metrics.append(objective)
+        labels.append(f"{objective} (objective)")
+    params = [(k, space[k].describe() if space and k in space else "") for k in cols]
+    rows = [Row(_ref(t, runs_url), t is best,
+                [_param_cell(t.params.get(k), space.get(k) if space else None) for k in cols]
+                + [_metric_text(t.metrics, n) for n in metrics], _iters(t), t.status) for t in trials]
+    return Table(params, labels, rows)
+
+
+def _importance(study, dists: dict, skipped: int, objective: str) -> Importance:
+    """Optuna's importances as a bar chart and a table, or why there are none."""
+    import plotly.graph_objects as go
+    if study is None:
+        return Importance("No searched parameters are known for this sweep.")
+    imp, why, evaluator = _importances(study, dists)
+    if imp is None:
+        return Importance(why)
+    order = sorted(imp, key=imp.get)
+    fig = go.Figure(go.Bar(x=[imp[k] for k in order], y=order, orientation="h", marker_color="#4c78a8",
+                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_layout(xaxis_title=f"importance for {objective}", yaxis_title=None)
+    return Importance(chart=_fig_html(fig, "importance-chart", max(220, 60 + 40 * len(order))),
+                      values=[(k, f"{imp[k]:.3f}") for k in reversed(order)], evaluator=evaluator,
+                      trials=len(study.trials), skipped=skipped)
+
+
+def _parallel_chart(study, objective: str) -> Markup | None:
+    """Optuna's parallel-coordinate plot of the study: which param values the good trials share."""
+    import optuna
+    if study is None or not study.trials:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig = optuna.visualization.plot_parallel_coordinate(study, target_name=objective)
+    fig.update_layout(title=None)
+    return _fig_html(fig, "parallel-coordinates", 460)
+
+
+def _history_chart(trials: list[Trial], best: Trial | None, objective: str) -> Markup | None:
+    """Every trial's objective over iterations, the best one's line thickest."""
+    import plotly.graph_objects as go
+    if not any(t.history for t in trials):
+        return None
+    fig = go.Figure()
+    for t in trials:
+        if t.history:
+            fig.add_trace(go.Scatter(x=[s for s, _ in t.history], y=[v for _, v in t.history],
+                                     mode="lines+markers", name=t.trial_id,
+                                     line=dict(width=4 if t is best else 1.5)))
+    fig.update_layout(xaxis_title="iteration", yaxis_title=objective)
+    return _fig_html(fig, "objective-history", 460)
+
+
+def _best_trial(c, best: Trial | None, cols: list[str], objective: str, recorded: str | None,
+                files: Path, tmp: Path, runs_url: str | None) -> BestTrial | None:
+    """The best trial's params and latest metrics (a metric's _std folded into its mean), and its
+    samples, downloaded into `files`."""
+    from lmgan.metrics import REGISTRY
+    if best is None:
+        return None
+    _log(f"best trial {best.trial_id} ({objective} {_num(best.value)}), downloading its sample")
+    samples, note = _best_samples(c, best, files, tmp)
+    names = sorted((n for n in best.metrics if not (n.endswith("_std") and n[:-4] in REGISTRY)),
+                   key=lambda n: (n not in REGISTRY, n))
+    return BestTrial(_ref(best, runs_url), _num(best.value), best.status, _iters(best),
+                     "" if recorded == best.trial_id else recorded or "",
+                     [(k, best.params.get(k, "")) for k in cols],
+                     [(n, _metric_text(best.metrics, n)) for n in names], samples, note,
+                     sorted(best.params.items()))
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """Templates from the installed package (not the working folder), escaped unless marked safe;
+    undefined names fail loudly instead of leaving a silent gap in the page."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("lmgan.sweep", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["plural"] = _plural
+    return env
+
+
+def render_page(page: SweepPage) -> str:
+    """The page's HTML: no queries, so any SweepPage (a test's hand-built one too) renders."""
+    return _environment().get_template(TEMPLATE).render(vars(page))
+
+
+# --------------------------------------------------------------------------- the command
 
 
 def write_report(experiment: str, out: Path, tracking_uri: str, sweep: str | None = None) -> Path:
@@ -409,220 +689,13 @@ def write_report(experiment: str, out: Path, tracking_uri: str, sweep: str | Non
 
 
 def _write(c, experiment: str, out: Path, uri: str, sweep: str | None) -> Path:
-    from lmgan.metrics import REGISTRY
-
-    exp = _experiment(c, experiment)
-    parent = _sweep_run(c, exp, sweep)
-    ptags = parent.data.tags
-    sweep_name = ptags.get(tracking.SWEEP) or parent.info.run_name
-    objective = ptags.get("lmgan.objective") or parent.data.params.get("objective") or "ssim"
-    mode = ptags.get("lmgan.mode")
-    if mode not in ("min", "max"):
-        mode = "min" if objective in REGISTRY and not REGISTRY[objective].higher_is_better else "max"
-    maximize = mode == "max"
+    """Gather, then render, then replace `out` atomically: a failed query leaves the old page."""
     files = out.parent / f"{out.stem}_files"
-    files.mkdir(parents=True, exist_ok=True)
-    link = lambda t: _link(t, uri, exp)  # noqa: E731
-
-    with tempfile.TemporaryDirectory(prefix="lmgan-report-") as tmpdir:
-        tmp = Path(tmpdir)
-        trials = _trials(c, exp, parent, objective)
-        counts = {s: sum(t.status == s for t in trials) for s in STATUSES}
-        for t in trials:
-            if t.status not in STATUSES:
-                counts[t.status] = counts.get(t.status, 0) + 1
-        _log(f"{exp.name} / {sweep_name}: {_plural(len(trials), 'trial')} ("
-             + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"), objective {objective} ({mode})")
-        space = _space(c, parent, tmp)
-
-        # Rank by the objective (best first); trials without a value last, in start order.
-        ranked = sorted((t for t in trials if t.value is not None),
-                        key=lambda t: -t.value if maximize else t.value)
-        trials = ranked + [t for t in trials if t.value is None]
-        best = ranked[0] if ranked else None
-
-        cols = list(space) if space else []
-        if not cols:   # no readable space: the trials' lmgan.searched tags
-            for t in trials:
-                cols += [k for k in t.searched if k not in cols]
-        present = set().union(*(t.metrics for t in trials)) if trials else set()
-        metric_cols = [n for n in REGISTRY if n in present]
-        if objective in present and objective not in metric_cols:
-            metric_cols.insert(0, objective)
-
-        _log("computing parameter importances")
-        dists = _distributions(space, trials, cols)
-        study, skipped = _study(trials, dists, maximize) if dists else (None, 0)
-        sections = [_importance_section(study, dists, skipped, objective),
-                    _parallel_section(study, objective),
-                    _history_section(trials, best, objective)]
-        if best is not None:
-            _log(f"best trial {best.trial_id} ({objective} {_num(best.value)}), downloading its sample")
-        sections.append(_best_section(c, best, cols, objective, mode, ptags.get("lmgan.best_trial"),
-                                      files, tmp, link))
-
+    page = gather_page(c, experiment, uri, sweep, files)
     _plotly_js(files)
-    table = _table(trials, cols, space, metric_cols, objective, best, link)
-    pp = parent.data.params
-    budget = ", ".join(f"{k} {_e(pp[k])}" for k in SWEEP_PARAMS if k in pp)
-    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(parent.info.start_time / 1000)) \
-        if parent.info.start_time else "?"
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(f"lmgan sweep report: {sweep_name}")}</title>
-<style>{CSS}</style>
-<script src="{quote(files.name)}/plotly.min.js"></script>
-</head><body>
-<h1>Sweep {_e(sweep_name)}</h1>
-<p class="meta"><span>experiment <b>{_e(exp.name)}</b></span>
-<span>objective <b>{_e(objective)}</b> ({'maximise' if maximize else 'minimise'})</span>
-<span>video {_e(ptags.get('lmgan.video', '?'))}</span></p>
-<p class="meta"><span id="trial-counts">{_plural(len(trials), 'trial')}: \
-{_e(', '.join(f'{n} {s}' for s, n in counts.items()))}</span>
-{f'<span>{budget}</span>' if budget else ''}</p>
-<p class="meta"><span>sweep started {_e(started)}</span>
-<span>report written {_e(time.strftime('%Y-%m-%d %H:%M'))}</span>
-<span>tracking {_e(_redact(uri))}</span></p>
-<section id="trials"><h2>Trials</h2>
-{table if trials else '<p class="note">This sweep has no trial runs yet.</p>'}
-<p class="note">Held-out metrics are each trial's latest evaluation: frame metrics as mean ± std over
-the held-out windows, set metrics as one value. Ranked by {_e(objective)}, best first; trials without
-a value come last.</p></section>
-{''.join(sections)}
-</body></html>
-"""
     with replacing(out) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(render_page(page), encoding="utf-8")
     return out
-
-
-def _importance_section(study, dists: dict, skipped: int, objective: str) -> str:
-    import plotly.graph_objects as go
-    h = [f'<section id="importance"><h2>Parameter importances for {_e(objective)}</h2>']
-    if study is None:
-        imp, why, evaluator = None, "No searched parameters are known for this sweep.", ""
-    else:
-        imp, why, evaluator = _importances(study, dists)
-    if imp is None:
-        h.append(f'<p class="note">Not shown: {_e(why)}</p>')
-    else:
-        order = sorted(imp, key=imp.get)
-        fig = go.Figure(go.Bar(x=[imp[k] for k in order], y=order, orientation="h", marker_color="#4c78a8",
-                               hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-        fig.update_layout(xaxis_title=f"importance for {objective}", yaxis_title=None)
-        h.append(_fig_html(fig, "importance-chart", max(220, 60 + 40 * len(order))))
-        h.append('<table class="importance"><thead><tr><th class="id">parameter</th><th>importance</th>'
-                 '</tr></thead><tbody>'
-                 + "".join(f'<tr><td class="id">{_e(k)}</td><td>{imp[k]:.3f}</td></tr>' for k in reversed(order))
-                 + "</tbody></table>")
-        h.append(f'<p class="note">{_e(evaluator)} over {len(study.trials)} finished or stopped trials, '
-                 f'normalised to sum to 1'
-                 + (f"; {skipped} trials left out (params outside the space)" if skipped else "") + ".</p>")
-    h.append("</section>")
-    return "".join(h)
-
-
-def _parallel_section(study, objective: str) -> str:
-    import optuna
-    h = [f'<section id="parallel"><h2>Parameters vs {_e(objective)}</h2>']
-    if study is not None and study.trials:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fig = optuna.visualization.plot_parallel_coordinate(study, target_name=objective)
-        fig.update_layout(title=None)
-        h.append(_fig_html(fig, "parallel-coordinates", 460))
-    else:
-        h.append('<p class="note">Not shown: no finished or stopped trial with an objective value and '
-                 'known params yet.</p>')
-    h.append("</section>")
-    return "".join(h)
-
-
-def _history_section(trials: list[Trial], best: Trial | None, objective: str) -> str:
-    import plotly.graph_objects as go
-    h = [f'<section id="history"><h2>{_e(objective)} over iterations</h2>']
-    if any(t.history for t in trials):
-        fig = go.Figure()
-        for t in trials:
-            if t.history:
-                fig.add_trace(go.Scatter(x=[s for s, _ in t.history], y=[v for _, v in t.history],
-                                         mode="lines+markers", name=t.trial_id,
-                                         line=dict(width=4 if t is best else 1.5)))
-        fig.update_layout(xaxis_title="iteration", yaxis_title=objective)
-        h.append(_fig_html(fig, "objective-history", 460))
-    else:
-        h.append(f'<p class="note">No trial has logged {_e(objective)} yet.</p>')
-    h.append("</section>")
-    return "".join(h)
-
-
-def _best_section(c, best: Trial | None, cols: list[str], objective: str, mode: str,
-                  recorded: str | None, files: Path, tmp: Path, link) -> str:
-    from lmgan.metrics import REGISTRY
-    h = ['<section id="best"><h2>Best trial</h2>']
-    if best is None:
-        h.append(f'<p class="note">No trial has an objective value ({_e(objective)}) yet.</p></section>')
-        return "".join(h)
-    samples, note = _best_samples(c, best, files, tmp)
-    h.append(f'<p><b>{link(best)}</b>: {_e(objective)} = {_e(_num(best.value))} ({_e(mode)}), '
-             f'status {_e(best.status)}, {"" if best.iters is None else best.iters} iterations.</p>')
-    if recorded and recorded != best.trial_id:
-        h.append(f'<p class="note">The sweep driver recorded {_e(recorded)} as its best trial; this page '
-                 f'ranks by the latest {_e(objective)}.</p>')
-    h.append('<div class="media"><table class="kv"><thead><tr><th class="id">searched parameter</th>'
-             '<th>value</th></tr></thead><tbody>'
-             + "".join(f'<tr><td class="id">{_e(k)}</td><td>{_e(best.params.get(k, ""))}</td></tr>' for k in cols)
-             + "</tbody></table>")
-    rows = []
-    for name in sorted(best.metrics, key=lambda n: (n not in REGISTRY, n)):
-        if name.endswith("_std") and name[:-4] in REGISTRY:
-            continue
-        spec, v = REGISTRY.get(name), best.metrics[name]
-        text = _mean_std(v, best.metrics.get(f"{name}_std")) if spec and spec.kind == "frame" else _num(v)
-        rows.append(f'<tr><td class="id">{_e(name)}</td><td>{_e(text)}</td></tr>')
-    h.append('<table class="kv"><thead><tr><th class="id">metric (latest)</th><th>value</th></tr></thead>'
-             '<tbody>' + "".join(rows) + "</tbody></table></div>")
-    ref = quote(files.name)
-    h.append('<div class="media">')
-    if "mp4" in samples:
-        name, it = samples["mp4"]
-        h.append(f'<figure><video controls preload="metadata" src="{ref}/{quote(name)}"></video>'
-                 f'<figcaption>iteration {it}: generated | real, with sound</figcaption></figure>')
-    if "png" in samples:
-        name, it = samples["png"]
-        h.append(f'<figure><img class="grid" alt="frame grid" src="{ref}/{quote(name)}">'
-                 f'<figcaption>frame grid, iteration {it}</figcaption></figure>')
-    if "motion" in samples:
-        name, it = samples["motion"]
-        h.append(f'<figure><img class="grid" alt="motion over held-out time" src="{ref}/{quote(name)}">'
-                 f'<figcaption>does it move when the real video moves? iteration {it}</figcaption></figure>')
-    h.append("</div>")
-    if not samples or note:
-        h.append(f'<p class="note">Samples: {_e(note or "none")}.</p>')
-    config = "".join(f'<tr><td class="id">{_e(k)}</td><td class="id">{_e(v)}</td></tr>'
-                     for k, v in sorted(best.params.items()))
-    h.append(f'<details><summary>full config of {_e(best.trial_id)}</summary>'
-             f'<table class="kv"><tbody>{config}</tbody></table></details></section>')
-    return "".join(h)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _redact(uri: str) -> str:
-    p = urlparse(uri)
-    if p.password:
-        return uri.replace(f":{p.password}@", ":***@")
-    return uri
-
-
-def _link(t: Trial, uri: str, exp) -> str:
-    if urlparse(uri).scheme in ("http", "https"):
-        href = f"{uri.rstrip('/')}/#/experiments/{quote(exp.experiment_id)}/runs/{quote(t.run_id)}"
-        return f'<a href="{_e(href)}">{_e(t.trial_id)}</a>'
-    return f'<span title="MLflow run {_e(t.run_id)}">{_e(t.trial_id)}</span>'
 
 
 def report_main(args) -> int:

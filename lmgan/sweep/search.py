@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import re
@@ -19,32 +18,31 @@ import sys
 import time
 from pathlib import Path
 
-from lmgan import atomic
-from lmgan.errors import LmganError, first_line
+from dataclasses import replace
+
+from lmgan.errors import LmganError, OneLineParser, first_line
+from lmgan.sweep.plan import SweepPlan, known_sweeps, load_plan
+from lmgan.sweep.space import dump_space
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPACE = REPO / "sweeps" / "spaces" / "default.yaml"
-STATE = "lmgan-sweep.json"
 DEFAULTS = {"trials": 20, "objective": "fvd", "max_iters": None, "grace_iters": None,
             "eval_every": None, "space": None}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise LmganError(f"{self.prog}: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="sweeps/search.py", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--video", help="a name from sweeps/videos.yaml (cello, quintet, drums, "
-                   "talking-head, demo) or a video file")
+    from lmgan.data.videos import names_for_help, sweep_default
+    from lmgan.metrics import REGISTRY
+
+    p = OneLineParser(prog="sweeps/search.py", description=__doc__.split("\n\n")[0],
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", help=f"a name from sweeps/videos.yaml ({names_for_help()}) or a video file")
     p.add_argument("--space", help=f"search-space YAML (default {DEFAULT_SPACE.relative_to(REPO)}; "
-                   "the demo's: sweeps/spaces/demo.yaml)")
-    p.add_argument("--trials", type=int, help="trials to run (default 20; the demo's: 4)")
-    p.add_argument("--objective", help="metric ASHA and Optuna optimise (default fvd, the demo's "
-                   "motion_corr; any of ssim, psnr, lpips, lpips_vgg, fvd, fid, fdd, motion_corr, "
-                   "av_align, sensitivity)")
+                   f"the demo's: {sweep_default('space', DEFAULT_SPACE.relative_to(REPO))})")
+    p.add_argument("--trials", type=int, help=f"trials to run (default {DEFAULTS['trials']}; "
+                   f"the demo's: {sweep_default('trials', DEFAULTS['trials'])})")
+    p.add_argument("--objective", help=f"metric ASHA and Optuna optimise (default {DEFAULTS['objective']}, "
+                   f"the demo's {sweep_default('objective', DEFAULTS['objective'])}; any of {', '.join(REGISTRY)})")
     p.add_argument("--max-iters", type=int, help="iterations of a trial that is never stopped")
     p.add_argument("--grace-iters", type=int, help="iterations before ASHA may stop a trial")
     p.add_argument("--eval-every", type=int, help="iterations between evaluations (= reports, "
@@ -77,30 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- the plan
-def _plan(args) -> dict:
-    """Resolve the arguments into everything the sweep needs, checked, without Ray."""
-    from lmgan.config import build_config
-    from lmgan.metrics import REGISTRY
+def make_plan(args, storage: str) -> SweepPlan:
+    """Resolve the arguments into the sweep's plan, checked, without Ray: the video, its
+    defaults under the options given, the fixed config, the space, and a name not yet taken."""
+    from lmgan.config import apply_overrides, validate
+    from lmgan.data.videos import resolve
+    from lmgan.metrics import lookup
     from lmgan.sweep import space as spaces
-    from lmgan.sweep.videos import resolve
 
     if not args.video:
         raise LmganError("--video is required (a name from sweeps/videos.yaml or a file)")
     video = resolve(args.video)
     opts = {**DEFAULTS, **(video.sweep or {})}
-    for key in DEFAULTS:
-        if getattr(args, key) is not None:
-            opts[key] = getattr(args, key)
-    objective = opts["objective"]
-    if objective not in REGISTRY:
-        raise LmganError(f"--objective {objective!r}: unknown metric (known: {', '.join(sorted(REGISTRY))})")
+    opts.update({key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None})
+    objective = lookup([opts["objective"]], "--objective")[0]
     if opts["trials"] < 1:
         raise LmganError(f"--trials {opts['trials']}: must be at least 1")
 
-    sets = list(args.set)
-    if video.crop is not None and not any(s.startswith("crop=") for s in sets):
-        sets.insert(0, "crop=" + ",".join(str(int(v)) for v in video.crop))
-    base = build_config(args.preset or video.preset or "paper-128", None, sets)
+    base = video.config(args.preset or video.preset or "paper-128", None, args.set)
     max_iters = opts["max_iters"] or base.iters
     eval_every = opts["eval_every"] or min(base.eval_every, max_iters)
     grace = opts["grace_iters"] or min(max_iters, 5 * eval_every)
@@ -109,25 +101,39 @@ def _plan(args) -> dict:
             raise LmganError(f"{key} {v}: must be at least 1")
     if grace > max_iters:
         raise LmganError(f"--grace-iters {grace} is more than --max-iters {max_iters}")
-    metrics = list(dict.fromkeys([objective, *base.eval_metrics]))
-    from lmgan.config import apply_overrides, validate
-    fixed_cfg = validate(apply_overrides(base, {
+    config = validate(apply_overrides(base, {
         "iters": max_iters, "eval_every": eval_every, "ckpt_every": eval_every,
         "sample_every": eval_every, "log_every": min(base.log_every, eval_every),
-        "eval_metrics": metrics, "seed": args.seed}, "sweep"))
+        "eval_metrics": list(dict.fromkeys([objective.name, *base.eval_metrics])), "seed": args.seed}, "sweep"))
     space_path = Path(opts["space"]) if opts["space"] else DEFAULT_SPACE
     if not args.space and not space_path.is_absolute():       # a registry entry's: repository-relative
         space_path = REPO / space_path
-    space = spaces.load_space(space_path, fixed_cfg)
-    fixed = {k: v for k, v in fixed_cfg.to_dict().items() if k not in space}
-    return {"video": video.name, "source": str(video.path), "objective": objective,
-            "mode": "max" if REGISTRY[objective].higher_is_better else "min",
-            "trials": opts["trials"], "max_iters": max_iters, "grace_iters": grace,
-            "eval_every": eval_every, "space": spaces.dump_space(space), "space_file": str(space_path),
-            "fixed": fixed, "seed": args.seed}
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", video.name).strip(".-") or "sweep"
+    name = args.name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if name in known_sweeps(storage):
+        raise LmganError(f"sweep {name!r} exists in {storage}; continue it with --resume "
+                         f"--name {name} or choose another --name")
+    return SweepPlan(name=name, video=video.name, source=str(video.path), objective=objective.name,
+                     mode="max" if objective.higher_is_better else "min", trials=opts["trials"],
+                     max_iters=max_iters, grace_iters=grace, eval_every=eval_every,
+                     space=spaces.load_space(space_path, config), space_file=str(space_path),
+                     config=config, seed=args.seed)
 
 
-def _preflight(plan: dict) -> None:
+def _resumed_plan(args, storage: str) -> SweepPlan:
+    """The plan of the sweep --name; options that would change it are refused."""
+    if not args.name:
+        raise LmganError("--resume needs --name SWEEP (the name printed when it started)")
+    plan = load_plan(storage, args.name)
+    extra = [k for k in ("video", "space", "trials", "objective", "max_iters", "grace_iters",
+                         "eval_every", "preset") if getattr(args, k, None) is not None] + (
+        ["set"] if args.set else [])
+    if extra:
+        raise LmganError(f"--resume continues the sweep as it was planned; drop --{extra[0].replace('_', '-')}")
+    return plan
+
+
+def _preflight(plan: SweepPlan) -> None:
     """Decode the video into the cache once (progress shown here, not in 20 trials) and build
     the evaluator: bad files, short held-out parts and missing metric weights fail now."""
     import torch
@@ -135,8 +141,8 @@ def _preflight(plan: dict) -> None:
     from lmgan.data.dataset import load_video_data
     from lmgan.metrics.evaluator import Evaluator
 
-    cfg = _fixed_config(plan)
-    data = load_video_data(plan["source"], cfg, progress=True)
+    cfg = plan.config
+    data = load_video_data(plan.source, cfg, progress=True)
     ev = Evaluator(cfg.eval_metrics, torch.device("cpu"))
     ev.check(len(data.heldout_starts(cfg.seq_len, cfg.eval_windows)), cfg.seq_len)
 
@@ -195,16 +201,11 @@ def _resources(args, nodes: list[dict], image_size: int = 128) -> tuple[float, f
     return cpus, gpus, max(fit, 1)
 
 
-# ----------------------------------------------------------------------------- state on disk
+# ----------------------------------------------------------------------------- storage
 def _storage(args) -> str:
     if args.storage:
         return args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     return str((Path(args.runs_dir) / "sweeps").resolve())
-
-
-def _known_sweeps(storage: str) -> list[str]:
-    root = Path(storage)
-    return sorted(p.parent.name for p in root.glob(f"*/{STATE}")) if root.is_dir() else []
 
 
 def _check_name(name: str) -> None:
@@ -214,151 +215,142 @@ def _check_name(name: str) -> None:
                          f"(not starting with '.')")
 
 
-def _read_state(storage: str, name: str) -> dict:
-    path = Path(storage) / name / STATE
-    if "://" in storage or not path.is_file():
-        known = _known_sweeps(storage) if "://" not in storage else []
-        raise LmganError(f"--resume: no sweep named {name!r} in {storage} "
-                         f"(known: {', '.join(known) or 'none'})")
-    return json.loads(path.read_text())
-
-
 # ----------------------------------------------------------------------------- the sweep
 def run(args) -> int:
-    if args.resume and not args.name:
-        raise LmganError("--resume needs --name SWEEP (the name printed when it started)")
     if args.name is not None:
         _check_name(args.name)
     storage = _storage(args)
-    if args.resume:
-        state = _read_state(storage, args.name)
-        plan = state["plan"]
-        extra = [k for k in ("video", "space", "trials", "objective", "max_iters", "grace_iters",
-                             "eval_every", "preset") if getattr(args, k, None) is not None] + (
-            ["set"] if args.set else [])
-        if extra:
-            raise LmganError(f"--resume continues the sweep as it was planned; drop --{extra[0].replace('_', '-')}")
-    else:
-        plan = _plan(args)
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", plan["video"]).strip(".-") or "sweep"
-        name = args.name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if name in _known_sweeps(storage):
-            raise LmganError(f"sweep {name!r} exists in {storage}; continue it with --resume "
-                             f"--name {name} or choose another --name")
-        args.name = name
-        state = {"name": name, "plan": plan}
-    name = state["name"]
+    plan = _resumed_plan(args, storage) if args.resume else make_plan(args, storage)
+    try:
+        return _run(plan, args, storage)
+    except KeyboardInterrupt:
+        if plan.name in known_sweeps(storage):
+            print(f"search: interrupted; continue with --resume --name {plan.name}", file=sys.stderr)
+        else:
+            print("search: interrupted before the sweep started; nothing to resume", file=sys.stderr)
+        return 130
 
+
+def _run(plan: SweepPlan, args, storage: str) -> int:
+    """Check the store, decode the video, start Ray, place the trials, run them."""
     from lmgan.sweep import tracking
-    uri = state.get("tracking_uri") or args.tracking_uri or tracking.default_uri(Path(args.runs_dir))
+    uri = plan.tracking_uri or args.tracking_uri or tracking.default_uri(Path(args.runs_dir))
     tracking.check_reachable(uri)
     if not args.resume:
         _preflight(plan)
 
     import ray
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    address = args.address or state.get("address")
-    print(f"sweep {name}: {'connecting to Ray at ' + address if address else 'starting a local Ray'}",
+    address = args.address or plan.address
+    print(f"sweep {plan.name}: {'connecting to Ray at ' + address if address else 'starting a local Ray'}",
           file=sys.stderr)
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=args.verbose > 0)
     except ConnectionError as e:
         raise LmganError(f"--address {address}: cannot connect to Ray ({first_line(e)})") from None
     try:
-        if args.resume:   # the trials keep the resources they were planned with
-            for key in ("cpus_per_trial", "gpus_per_trial"):
-                if getattr(args, key) is None:
-                    setattr(args, key, state.get("resources", {}).get(key))
-        cpus, gpus, fit = _resources(args, ray.nodes(), _fixed_config(plan).image_size)
-        state["resources"] = {"cpus_per_trial": cpus, "gpus_per_trial": gpus}
-        return _sweep(args, state, plan, uri, storage, cpus, gpus, fit)
+        # A resumed sweep's trials keep the resources they were planned with, unless given again.
+        wanted = argparse.Namespace(**{k: getattr(args, k) if getattr(args, k) is not None else getattr(plan, k)
+                                       for k in ("cpus_per_trial", "gpus_per_trial")})
+        cpus, gpus, fit = _resources(wanted, ray.nodes(), plan.config.image_size)
+        plan = replace(plan, tracking_uri=uri, address=address, cpus_per_trial=cpus, gpus_per_trial=gpus)
+        plan = _start_sweep_run(plan, Path(args.runs_dir))
+        plan.save(storage)
+        return _sweep(plan, args, storage, fit)
     finally:
         ray.shutdown()
 
 
-def _sweep(args, state, plan, uri, storage, cpus, gpus, fit) -> int:
+def _start_sweep_run(plan: SweepPlan, runs_dir: Path) -> SweepPlan:
+    """The sweep's MLflow parent run (the same one again on --resume), in the plan."""
+    from lmgan.sweep import tracking
+
+    uri = plan.tracking_uri
+    # A tracking server stores artifacts itself; a store opened directly keeps them beside it.
+    artifacts = None if uri.startswith(("http://", "https://")) else runs_dir / "mlartifacts"
+    experiment_id = plan.experiment_id or tracking.ensure_experiment(uri, plan.video, artifacts)
+    parent = tracking.start_sweep_run(
+        uri, experiment_id, plan.name,
+        tags={"lmgan.video": plan.video, "lmgan.objective": plan.objective, "lmgan.mode": plan.mode},
+        params={"objective": plan.objective, "trials": plan.trials, "max_iters": plan.max_iters,
+                "grace_iters": plan.grace_iters, "eval_every": plan.eval_every, "space": plan.space_file,
+                **{f"fixed.{k}": v for k, v in plan.fixed.items()}},
+        files={"search_space.yaml": _yaml(dump_space(plan.space))})
+    return replace(plan, experiment_id=experiment_id, parent_run_id=parent)
+
+
+def _trainable(plan: SweepPlan):
+    """The lmgan trainable with what every trial shares bound to it, and its resources."""
+    from ray import tune
+
+    from lmgan.sweep.trainable import TrialSpec, train_trial
+
+    source = Path(plan.source)
+    if not source.is_file():
+        raise LmganError(f"{source}: the sweep's source video is gone")
+    video_bytes = source.read_bytes()
+    cpus, gpus = plan.cpus_per_trial, plan.gpus_per_trial
+    spec = TrialSpec(sweep=plan.name, video=plan.video, source_name=source.name,
+                     source_sha=hashlib.sha256(video_bytes).hexdigest(), fixed=plan.fixed,
+                     objective=plan.objective, tracking_uri=plan.tracking_uri,
+                     experiment_id=plan.experiment_id, parent_run_id=plan.parent_run_id,
+                     searched=plan.searched, threads=max(1, int(cpus)), gpu_share=gpus if gpus < 1 else 0.0)
+    return tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes),
+                               {"cpu": cpus, "gpu": gpus})
+
+
+def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
+    """Tune's experiment: restored where --resume finds one, else a new TPE + ASHA search."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from lmgan.sweep import tracking
-    from lmgan.sweep.space import parse_space, to_tune
-    from lmgan.sweep.trainable import TrialSpec, train_trial
+    from lmgan.sweep.snapshot import mend_missing_checkpoints
+    from lmgan.sweep.space import to_tune
 
-    name = state["name"]
-    exp_dir = Path(storage) / name if "://" not in storage else None
-    # A tracking server stores artifacts itself; a store opened directly keeps them beside it.
-    artifacts = None if uri.startswith(("http://", "https://")) else Path(args.runs_dir) / "mlartifacts"
-    experiment_id = state.get("experiment_id") or tracking.ensure_experiment(uri, plan["video"], artifacts)
-    parent = tracking.start_sweep_run(
-        uri, experiment_id, name,
-        tags={"lmgan.video": plan["video"], "lmgan.objective": plan["objective"],
-              "lmgan.mode": plan["mode"]},
-        params={"objective": plan["objective"], "trials": plan["trials"],
-                "max_iters": plan["max_iters"], "grace_iters": plan["grace_iters"],
-                "eval_every": plan["eval_every"], "space": plan["space_file"],
-                **{f"fixed.{k}": v for k, v in plan["fixed"].items()}},
-        files={"search_space.yaml": _yaml(plan["space"])})
-    state.update(tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
-                 address=args.address or state.get("address"))
-    if exp_dir is not None:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(exp_dir / STATE, json.dumps(state, indent=1))
-
-    source = Path(plan["source"])
-    if not source.is_file():
-        raise LmganError(f"{source}: the sweep's source video is gone")
-    video_bytes = source.read_bytes()
-    space = parse_space(plan["space"], "search space", _fixed_config(plan))
-    spec = TrialSpec(sweep=name, video=plan["video"], source_name=source.name,
-                     source_sha=hashlib.sha256(video_bytes).hexdigest(), fixed=plan["fixed"],
-                     objective=plan["objective"], tracking_uri=uri, experiment_id=experiment_id,
-                     parent_run_id=parent, searched=sorted(space), threads=max(1, int(cpus)),
-                     gpu_share=gpus if gpus < 1 else 0.0)
-    trainable = tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes),
-                                    {"cpu": cpus, "gpu": gpus})
-    print(f"sweep {name}: {plan['trials']} trials of {plan['video']}, objective {plan['objective']} "
-          f"({plan['mode']}), {cpus:g} CPU + {gpus:g} GPU per trial, {fit} at once; "
-          f"MLflow {uri} run {parent}", file=sys.stderr)
-
-    objective, mode = plan["objective"], plan["mode"]
-    from lmgan.sweep.summary import finish_sweep
+    folder = str(Path(storage) / plan.name)
+    if args.resume and tune.Tuner.can_restore(folder):
+        print(f"sweep {plan.name}: resuming (finished trials stay finished, running ones continue "
+              f"from their last checkpoint)", file=sys.stderr)
+        if "://" not in storage:
+            for what in mend_missing_checkpoints(Path(folder)):
+                print(f"sweep {plan.name}: {what}: Tune's last snapshot named a checkpoint deleted "
+                      f"after it; the trial continues from its newest", file=sys.stderr)
+        return tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    objective, mode = plan.objective, plan.mode
     run_config = tune.RunConfig(
-        name=name, storage_path=storage, verbose=args.verbose,
+        name=plan.name, storage_path=storage, verbose=args.verbose,
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=objective,
                                                 checkpoint_score_order=mode))
-    if args.resume and tune.Tuner.can_restore(str(Path(storage) / name)):
-        print(f"sweep {name}: resuming (finished trials stay finished, running ones continue "
-              f"from their last checkpoint)", file=sys.stderr)
-        tuner = tune.Tuner.restore(str(Path(storage) / name), trainable=trainable,
-                                   resume_unfinished=True, resume_errored=False)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=plan["seed"], multivariate=True,
-                                             n_startup_trials=max(2, min(10, plan["trials"] // 3)))
-        storage_opt = optuna.storages.RDBStorage(args.optuna_storage) if args.optuna_storage else None
-        search = OptunaSearch(metric=objective, mode=mode, sampler=sampler, storage=storage_opt,
-                              study_name=name)
-        scheduler = ASHAScheduler(time_attr="iter", metric=objective, mode=mode,
-                                  max_t=plan["max_iters"], grace_period=plan["grace_iters"],
-                                  reduction_factor=3)
-        tuner = tune.Tuner(trainable, param_space=to_tune(space), run_config=run_config,
-                           tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler,
-                                                       num_samples=plan["trials"],
-                                                       max_concurrent_trials=fit,
-                                                       # a finished trial's process takes the next
-                                                       # one: no new process, no torch import
-                                                       reuse_actors=True,
-                                                       trial_dirname_creator=lambda t: t.trial_id))
+    sampler = optuna.samplers.TPESampler(seed=plan.seed, multivariate=True,
+                                         n_startup_trials=max(2, min(10, plan.trials // 3)))
+    storage_opt = optuna.storages.RDBStorage(args.optuna_storage) if args.optuna_storage else None
+    search = OptunaSearch(metric=objective, mode=mode, sampler=sampler, storage=storage_opt,
+                          study_name=plan.name)
+    scheduler = ASHAScheduler(time_attr="iter", metric=objective, mode=mode, max_t=plan.max_iters,
+                              grace_period=plan.grace_iters, reduction_factor=3)
+    return tune.Tuner(trainable, param_space=to_tune(plan.space), run_config=run_config,
+                      tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler,
+                                                  num_samples=plan.trials, max_concurrent_trials=fit,
+                                                  # a finished trial's process takes the next
+                                                  # one: no new process, no torch import
+                                                  reuse_actors=True,
+                                                  trial_dirname_creator=lambda t: t.trial_id))
+
+
+def _sweep(plan: SweepPlan, args, storage: str, fit: int) -> int:
+    from lmgan.sweep.summary import finish_sweep
+
+    trainable = _trainable(plan)
+    print(f"sweep {plan.name}: {plan.trials} trials of {plan.video}, objective {plan.objective} "
+          f"({plan.mode}), {plan.cpus_per_trial:g} CPU + {plan.gpus_per_trial:g} GPU per trial, "
+          f"{fit} at once; MLflow {plan.tracking_uri} run {plan.parent_run_id}", file=sys.stderr)
+    tuner = _tuner(plan, trainable, args, storage, fit)
     t0 = time.perf_counter()
     results = tuner.fit()
-    return finish_sweep(results, state, plan, uri, time.perf_counter() - t0)
-
-
-def _fixed_config(plan):
-    from lmgan.config import Config, apply_overrides
-    return apply_overrides(Config(), plan["fixed"], "sweep")
+    return finish_sweep(results, plan, time.perf_counter() - t0)
 
 
 def _yaml(d) -> str:
@@ -374,6 +366,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"search: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("search: interrupted; continue with --resume --name "
-              f"{getattr(args, 'name', None) or 'SWEEP'}", file=sys.stderr)
+        print("search: interrupted before the sweep started; nothing to resume", file=sys.stderr)
         return 130

@@ -15,13 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmgan.config import Config, apply_overrides, load_yaml, validate
+from lmgan.config import SWEEP, Config, apply_overrides, keys_with, load_yaml, validate
 from lmgan.errors import LmganError
 
 KINDS = ("loguniform", "uniform", "int", "choice")
-# Searched keys that would break a sweep's comparability or its bookkeeping.
-NOT_SEARCHABLE = {"iters", "eval_every", "sample_every", "ckpt_every", "log_every", "device",
-                  "eval_metrics", "eval_windows", "keep_checkpoints", "vgg_weights", "seed"}
+# Searched keys that would break a sweep's comparability or its bookkeeping: the sweep sets them.
+NOT_SEARCHABLE = frozenset(keys_with(SWEEP))
 
 
 @dataclass(frozen=True)

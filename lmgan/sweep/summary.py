@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lmgan.errors import LmganError, first_line
 from lmgan.sweep import tracking
+from lmgan.sweep.plan import SweepPlan
 from lmgan.sweep.trainable import CKPT_FILE
 
 
@@ -37,18 +38,18 @@ def _best(result, objective: str, mode: str):
     return value, it, ckpt
 
 
-def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> int:
-    objective, mode = plan["objective"], plan["mode"]
+def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
+    objective, mode, uri = plan.objective, plan.mode, plan.tracking_uri
     # fit() also returns when the driver is interrupted (Ctrl-C): then some trials neither
     # ended nor errored, and a trial short of max_iters may be stopped or merely paused.
-    interrupted = (len(results) < plan["trials"]
+    interrupted = (len(results) < plan.trials
                    or results.num_terminated + results.num_errors < len(results))
     try:      # a tracking server that is down now may be back soon: settling is worth a wait
         tracking.wait_reachable(uri, 0.0 if interrupted else tracking.final_wait_s())
     except LmganError as e:
         print(f"search: {e}; the trials' MLflow runs are left as they are", file=sys.stderr)
     c = tracking.client(uri)
-    exp, parent = state["experiment_id"], state["parent_run_id"]
+    exp, parent = plan.experiment_id, plan.parent_run_id
     rows = []
     for r in results:
         trial = Path(r.path).name
@@ -56,7 +57,7 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
         reached = int(m.get("iter", 0))
         if r.error:
             status = "errored"
-        elif reached >= plan["max_iters"]:
+        elif reached >= plan.max_iters:
             status = "finished"
         else:
             status = "interrupted" if interrupted else "stopped"
@@ -67,7 +68,7 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
         if run is not None and status != "interrupted":
             _settle(c, run, status, r.error, objective, value, best_iter, ckpt)
         rows.append({"trial": trial, "status": status, "iter": reached, objective: value,
-                     "best_iter": best_iter, **{k: r.config.get(k) for k in plan["space"]},
+                     "best_iter": best_iter, **{k: r.config.get(k) for k in plan.searched},
                      "run_id": run.info.run_id if run else ""})
 
     if not interrupted:
@@ -83,7 +84,7 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
     sign = -1 if mode == "max" else 1
     rows.sort(key=lambda row: (row[objective] is None, sign * (row[objective] or 0)))
     best = rows[0] if rows and rows[0][objective] is not None else None
-    table = _markdown(rows, objective, list(plan["space"]))
+    table = _markdown(rows, objective, plan.searched)
     try:
         c.log_text(parent, _csv(rows), "summary.csv")
         c.log_text(parent, table, "summary.md")
@@ -98,16 +99,16 @@ def finish_sweep(results, state: dict, plan: dict, uri: str, wall_s: float) -> i
 
     print(table)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "errored", "interrupted")}
-    print(f"\nsweep {state['name']}: {len(rows)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}) "
+    print(f"\nsweep {plan.name}: {len(rows)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}) "
           f"in {wall_s / 60:.1f} min")
     if best:
         print(f"best: {best['trial']} {objective}={best[objective]:.4g} at iteration {best['best_iter']}")
     print(f"compare the trials: {_ui_hint(uri)}")
-    print(f"report: lmgan report --experiment {plan['video']} --sweep {state['name']}"
+    print(f"report: lmgan report --experiment {plan.video} --sweep {plan.name}"
           + ("" if uri == tracking.default_uri(Path("runs")) else f" --tracking-uri {uri}"))
     if interrupted:
-        print(f"sweep {state['name']} was interrupted; continue it with: python sweeps/search.py "
-              f"--resume --name {state['name']}", file=sys.stderr)
+        print(f"sweep {plan.name} was interrupted; continue it with: python sweeps/search.py "
+              f"--resume --name {plan.name}", file=sys.stderr)
         return 130
     return 0 if counts["finished"] + counts["stopped"] else 1
 

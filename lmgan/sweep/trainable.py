@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from lmgan import atomic
 from lmgan.config import Config, apply_overrides, validate
 from lmgan.errors import first_line
 from lmgan.training import checkpoint
-from lmgan.training.loop import LOSSES, Trainer, write_run_config
+from lmgan.training.events import Samples, TrainingEvents
+from lmgan.training.loop import LOSSES
+from lmgan.training.run import open_run
 from lmgan.sweep.tracking import final_wait_s, link_or_copy
 from lmgan.weights import cache_dir
 
@@ -64,53 +67,58 @@ def materialise_source(spec: TrialSpec, video_bytes: bytes) -> Path:
     return path
 
 
-class TuneEvents:
-    """The Trainer callback: log → gauges + MLflow metrics; evaluated → MLflow + gauges;
-    sampled → MLflow artifacts; checkpointed → tune.report(metrics, checkpoint)."""
+class TuneEvents(TrainingEvents):
+    """The Trainer's listener in a trial: losses → gauges + MLflow metrics; evaluations → MLflow
+    + gauges; samples → MLflow artifacts; checkpoints → tune.report(metrics, checkpoint)."""
 
-    def __init__(self, tracker, gauges, run_dir: Path, final_iter: int, setup_s: float = 0.0):
+    def __init__(self, tracker, gauges, run_dir: Path, final_iter: int, setup_s: float = 0.0,
+                 last_eval: dict | None = None):
         self.tracker, self.gauges, self.run_dir = tracker, gauges, run_dir
         self.final_iter = final_iter
-        self.last_eval: dict = {}
+        self.last_eval: dict = last_eval or {}
         self.it_per_s = 0.0
         # Where a trial's time goes (lmgan.sweep.bench prints it): the adapter's own cost is
         # measured here, the rest of Trainer.run is lmgan's training and evaluation.
         self.times = {"setup": setup_s, "mlflow": 0.0, "tune": 0.0, "telemetry": 0.0}
         self.t_run = time.perf_counter()
 
-    def __call__(self, event: str, info: dict) -> None:
+    @contextmanager
+    def _timed(self, what: str):
         t0 = time.perf_counter()
-        if event == "checkpointed":
+        try:
+            yield
+        finally:
+            self.times[what] += time.perf_counter() - t0
+
+    def on_log(self, record: dict) -> None:
+        with self._timed("telemetry"):
+            self.it_per_s = record["it_per_s"]
+            self.gauges.on_log(record, LOSSES)
+            self.tracker.metrics({k: record[k] for k in (*LOSSES, "it_per_s")}, record["iter"])
+
+    def on_evaluated(self, record: dict) -> None:
+        with self._timed("telemetry"):
+            self.last_eval = eval_values(record)
+            self.gauges.on_eval(self.last_eval)
+            self.tracker.metrics(self.last_eval, record["iter"])
+
+    def on_sampled(self, samples: Samples) -> None:
+        with self._timed("telemetry"):
+            for path in (samples.video, samples.grid, samples.motion):
+                self.tracker.artifact(path, "samples")
+
+    def on_checkpointed(self, iteration: int, path: Path) -> None:
+        with self._timed("mlflow"):
             self.tracker.artifact(self.run_dir / "losses.png")
             own = sum(v for k, v in self.times.items() if k != "setup")
             self.tracker.metrics({f"time_{k}_s": v for k, v in self.times.items()}
-                                 | {"time_train_s": t0 - self.t_run - own,
-                                    "mlflow_failed_sends": self.tracker.failed_sends}, info["iter"])
+                                 | {"time_train_s": time.perf_counter() - self.t_run - own,
+                                    "mlflow_failed_sends": self.tracker.failed_sends}, iteration)
             # The last report ends the trial (Tune stops its process right after): what could
             # not be sent yet is worth waiting for. Before, training goes on and retries later.
-            last = info["iter"] >= self.final_iter
-            self.tracker.flush(final_wait_s() if last else 0.0)
-            t1 = time.perf_counter()
-            self.times["mlflow"] += t1 - t0
-            self.report(info["iter"], Path(info["path"]))
-            self.times["tune"] += time.perf_counter() - t1
-            return
-        self._handle(event, info)
-        self.times["telemetry"] += time.perf_counter() - t0
-
-    def _handle(self, event: str, info: dict) -> None:
-        if event == "log":
-            self.it_per_s = info["it_per_s"]
-            self.gauges.on_log(info, LOSSES)
-            self.tracker.metrics({k: info[k] for k in (*LOSSES, "it_per_s")}, info["iter"])
-        elif event == "evaluated":
-            self.last_eval = _eval_values(info)
-            self.gauges.on_eval(self.last_eval)
-            self.tracker.metrics(self.last_eval, info["iter"])
-        elif event == "sampled":
-            self.tracker.artifact(info["video"], "samples")
-            self.tracker.artifact(info["grid"], "samples")
-            self.tracker.artifact(info["motion"], "samples")
+            self.tracker.flush(final_wait_s() if iteration >= self.final_iter else 0.0)
+        with self._timed("tune"):
+            self.report(iteration, path)
 
     def report(self, iteration: int, ckpt: Path) -> None:
         from ray import tune
@@ -123,9 +131,9 @@ class TuneEvents:
 
 def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     """The Tune function trainable (bound with tune.with_parameters)."""
+    import ray
     from ray import tune
 
-    from lmgan.data.dataset import load_video_data
     from lmgan.sweep.telemetry import TrialGauges
     from lmgan.sweep.tracking import TrialRun
 
@@ -139,10 +147,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()
     cfg = trial_config(spec, config)
-    data = load_video_data(materialise_source(spec, video_bytes), cfg, progress=False)
     run_dir = Path(ctx.get_trial_dir()) / "lmgan"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_config(run_dir, cfg, spec.video)
 
     # A tracking server that is down must not stall training in MLflow's own retry loop (minutes
     # of back-off): calls fail fast, TrialRun keeps what failed and sends it at the next report.
@@ -150,23 +155,25 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     tracker = TrialRun(spec.tracking_uri, spec.experiment_id, spec.parent_run_id, spec.sweep,
                        trial_id, cfg.to_dict(), spec.searched)
-    tracker.artifact(run_dir / "config.yaml")
-    import ray
     tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
     tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
-    gauges = TrialGauges(spec.sweep, trial_id)
     trainer = None
     try:     # building the networks is where a too-big configuration usually runs out of memory
-        trainer = Trainer(cfg, data, run_dir, name=f"trial {trial_id}")
-        restored = tune.get_checkpoint()
-        if restored is not None:
+        restore = None
+        if (restored := tune.get_checkpoint()) is not None:
             with restored.as_directory() as d:
-                trainer.load_state_dict(checkpoint.load(Path(d) / CKPT_FILE))
+                restore = checkpoint.load(Path(d) / CKPT_FILE)
                 tracker.take_back(Path(d), run_dir / "unsent")
+        trainer = open_run(run_dir, cfg, materialise_source(spec, video_bytes), label=spec.video,
+                           restore=restore, name=f"trial {trial_id}", progress=False)
+        tracker.artifact(run_dir / "config.yaml")
+        if restore is not None:
             tracker.tag("lmgan.restored_from", str(trainer.iteration))   # a restart continues there
-        events = TuneEvents(tracker, gauges, run_dir, cfg.iters, setup_s=time.perf_counter() - t_start)
-        events.last_eval = _last_eval(trainer.history)
-        trainer.callbacks.append(events)
+        trainer.callbacks.append(TuneEvents(tracker, TrialGauges(spec.sweep, trial_id), run_dir, cfg.iters,
+                                            setup_s=time.perf_counter() - t_start,
+                                            last_eval=last_eval(trainer.history)))
+        if trainer.iteration >= cfg.iters:   # restored at its end (from a snapshot older than its
+            trainer.save_checkpoint()        # last report, a resumed sweep): tell Tune again
         trainer.run(progress=False)
     except SystemExit:       # Tune stopped the trial (ASHA, or max_iters reached): not an error
         done = trainer is not None and trainer.iteration >= cfg.iters
@@ -183,14 +190,15 @@ def is_out_of_memory(e: BaseException) -> bool:
         isinstance(e, RuntimeError) and "DefaultCPUAllocator" in str(e) and "allocate" in str(e))
 
 
-def _eval_values(rec: dict) -> dict:
+def eval_values(rec: dict) -> dict:
     """The metric values of an evaluation record of the loop's history."""
     return {k: v for k, v in rec.items() if k not in ("kind", "iter")}
 
 
-def _last_eval(history: list[dict]) -> dict:
+def last_eval(history: list[dict]) -> dict:
+    """The metric values of a run's latest evaluation ({} before the first)."""
     evals = [r for r in history if r["kind"] == "eval"]
-    return _eval_values(evals[-1]) if evals else {}
+    return eval_values(evals[-1]) if evals else {}
 
 
 def _reason(e: BaseException) -> str:

@@ -1,10 +1,10 @@
 """One-shot training (DESIGN §4): WGAN-GP with image and video critics, perceptual loss, TTUR Adam,
 truncated back-propagation through consecutive windows.
 
-The loop knows nothing of Ray or MLflow: it calls back with events — ("log", record),
-("evaluated", record), ("sampled", paths), ("checkpointed", path) — and adapters turn those into
-console output, Tune reports or tracked runs. The hot loop reads nothing back from the device
-except every `log_every` iterations.
+The loop knows nothing of Ray or MLflow: it tells its listeners (training/events.py) when it
+logged, evaluated, sampled and checkpointed, and adapters turn those into Tune reports or tracked
+runs. A run is opened (new, resumed or restored by Tune) in training/run.py. The hot loop reads
+nothing back from the device except every `log_every` iterations.
 """
 
 from __future__ import annotations
@@ -13,47 +13,32 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
-from lmgan import atomic
-from lmgan.config import RESUMABLE_KEYS, Config, apply_overrides, validate
-from lmgan.data.dataset import TrainStreams, VideoData, load_cached, load_video_data
+from lmgan.config import Config
+from lmgan.data.dataset import TrainStreams, VideoData
 from lmgan.data.media import VideoWriter
+from lmgan.device import pick_device
 from lmgan.errors import LmganError
 from lmgan.metrics.evaluator import Evaluator, heldout_pass
 from lmgan.nets.model import ListenAndMove, build_critics, detach_state
 from lmgan.pixels import to_uint8, to_unit_float
-from lmgan.training import checkpoint, report
+from lmgan.training import artifacts, checkpoint
+from lmgan.training.events import Samples, TrainingEvents
 from lmgan.training.losses import PerceptualLoss, critic_loss
 
 LOSSES = ("loss_d_image", "loss_d_video", "loss_gp", "loss_g_adv", "loss_pl", "loss_l1")
-Callback = Callable[[str, dict], None]
 
 
 class TrainingDiverged(LmganError):
     exit_code = 1
 
 
-def heldout_key(data: VideoData, cfg: Config) -> str:
-    """Identifies the real held-out windows: the video's data key and the windowing."""
-    return f"{data.key}-L{cfg.seq_len}-w{cfg.eval_windows}"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LmganError(f"config: device={name!r} but CUDA is not available on this machine")
-    return torch.device(name)
-
-
 class Trainer:
-    def __init__(self, cfg: Config, data: VideoData, run_dir: Path, callbacks: list[Callback] = (),
+    def __init__(self, cfg: Config, data: VideoData, run_dir: Path, callbacks: list[TrainingEvents] = (),
                  perceptual: PerceptualLoss | None = None, name: str | None = None):
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
         self.name = name or self.run_dir.name      # titles of the progress bar and the plots
@@ -79,7 +64,7 @@ class Trainer:
         else:
             self.perceptual = None
 
-        self.evaluator = Evaluator(cfg.eval_metrics, self.device, stats_key=heldout_key(data, cfg),
+        self.evaluator = Evaluator(cfg.eval_metrics, self.device, stats_key=data.heldout_key(cfg.seq_len, cfg.eval_windows),
                                    fps=cfg.fps, sample_rate=cfg.sample_rate)
         self.evaluator.check(len(data.heldout_starts(cfg.seq_len, cfg.eval_windows)), cfg.seq_len)
 
@@ -177,10 +162,6 @@ class Trainer:
                 "last_eval": evals[-1] if evals else {}, "samples": str(self.run_dir / "samples"),
                 "checkpoint": str(checkpoint.latest(checkpoint.ckpt_dir(self.run_dir)))}
 
-    def _emit(self, event: str, info: dict) -> None:
-        for cb in self.callbacks:
-            cb(event, info)
-
     def _log(self) -> dict:
         """The one host sync: average the losses accumulated on the device since the last log."""
         values = (self._loss_sum / max(self._loss_n, 1)).tolist()
@@ -190,8 +171,9 @@ class Trainer:
         self._loss_sum.zero_()
         self._loss_n, self._t_last = 0, now
         self.history.append(rec)
-        report.write_history(self.run_dir / "history.jsonl", self.history)
-        self._emit("log", rec)
+        artifacts.write_history(self.run_dir / "history.jsonl", self.history)
+        for cb in self.callbacks:
+            cb.on_log(rec)
         if not all(math.isfinite(v) for v in values):
             bad = [k for k, v in zip(LOSSES, values) if not math.isfinite(v)]
             raise TrainingDiverged(f"training diverged: non-finite {', '.join(bad)} at iteration "
@@ -228,16 +210,18 @@ class Trainer:
             raise
         rec = {"kind": "eval", "iter": self.iteration, **metrics}
         self.history.append(rec)
-        report.write_history(self.run_dir / "history.jsonl", self.history)
-        report.plot_curves(self.run_dir / "losses.png", self.history, title=self.name)
-        self._emit("evaluated", rec)
+        artifacts.write_history(self.run_dir / "history.jsonl", self.history)
+        artifacts.plot_curves(self.run_dir / "losses.png", self.history, title=self.name)
+        for cb in self.callbacks:
+            cb.on_evaluated(rec)
         if sample:
             grid, motion = samples / f"{tag}.png", samples / f"{tag}-motion.png"
             fake_all, real_all = np.concatenate(grid_fake), np.concatenate(grid_real)
-            report.save_png(grid, report.frame_grid(fake_all, real_all))
-            report.plot_motion(motion, fake_all, real_all, cfg.fps, title=f"{self.name}, iteration {self.iteration}")
-            self._emit("sampled", {"iter": self.iteration, "video": str(samples / f"{tag}.mp4"),
-                                   "grid": str(grid), "motion": str(motion)})
+            artifacts.save_png(grid, artifacts.frame_grid(fake_all, real_all))
+            artifacts.plot_motion(motion, fake_all, real_all, cfg.fps, title=f"{self.name}, iteration {self.iteration}")
+            done = Samples(self.iteration, samples / f"{tag}.mp4", grid, motion)
+            for cb in self.callbacks:
+                cb.on_sampled(done)
         return rec
 
     # ----------------------------------------------------------------------------- checkpoints
@@ -282,50 +266,6 @@ class Trainer:
         folder = checkpoint.ckpt_dir(self.run_dir)
         path = checkpoint.save(folder / checkpoint.name_for(self.iteration), self.state_dict())
         checkpoint.prune(folder, self.cfg.keep_checkpoints)
-        self._emit("checkpointed", {"iter": self.iteration, "path": str(path)})
+        for cb in self.callbacks:
+            cb.on_checkpointed(self.iteration, path)
         return path
-
-
-# --------------------------------------------------------------------------------- entry points
-def write_run_config(run_dir: Path, cfg: Config, video: str) -> None:
-    atomic.write_text(Path(run_dir) / "config.yaml",
-                      yaml.safe_dump({"video": video, **cfg.to_dict()}, sort_keys=False))
-
-
-def new_run(video: str | Path, cfg: Config, run_dir: Path, callbacks=(), progress=True) -> Trainer:
-    run_dir = Path(run_dir)
-    if checkpoint.all_checkpoints(checkpoint.ckpt_dir(run_dir)):
-        raise LmganError(f"{run_dir}: already holds a run; resume it with --resume {run_dir} "
-                         f"or choose another --out")
-    data = load_video_data(video, cfg, progress=progress)
-    trainer = Trainer(cfg, data, run_dir, callbacks)  # builds everything before touching the folder
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_config(run_dir, cfg, str(video))
-    return trainer
-
-
-def resume_run(run_dir: Path, overrides: dict | None = None, callbacks=(), progress=True) -> Trainer:
-    """Continue from the latest checkpoint; only RESUMABLE_KEYS may change."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or checkpoint.latest(checkpoint.ckpt_dir(run_dir)) is None:
-        raise LmganError(f"{run_dir}: no run to resume (no checkpoints/ckpt_*.pt)")
-    ck, latest = checkpoint.load_latest(checkpoint.ckpt_dir(run_dir))
-    cfg = apply_overrides(Config(), ck["config"], str(latest))
-    fixed = sorted(k for k in (overrides or {}) if k not in RESUMABLE_KEYS)
-    if fixed:
-        raise LmganError(f"--resume: {fixed[0]!r} cannot change in a resumed run "
-                         f"(changeable: {', '.join(sorted(RESUMABLE_KEYS))})")
-    cfg = validate(apply_overrides(cfg, overrides or {}, "--set"))
-    data = load_cached(ck["data"]["key"], cfg)
-    if data is None:
-        source = ck["data"]["source"]
-        if not Path(source).is_file():
-            raise LmganError(f"{run_dir}: the decoded data is no longer cached and the source "
-                             f"video {source} is gone")
-        data = load_video_data(source, cfg, progress=progress)
-        if data.key != ck["data"]["key"]:
-            raise LmganError(f"{source}: the file changed since this run started")
-    trainer = Trainer(cfg, data, run_dir, callbacks)
-    trainer.load_state_dict(ck)
-    write_run_config(run_dir, cfg, data.source)
-    return trainer
