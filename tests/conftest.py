@@ -105,6 +105,24 @@ def ray_cluster(tmp_path_factory):
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+@pytest.fixture(scope="session")
+def mlflow_store_template(tmp_path_factory):
+    """An empty MLflow SQLite store, its schema migrated once (2–3 s a store): sweeps that log to
+    `<runs>/mlflow.db` start from a copy (the `fresh_store` fixture of the sweep tests)."""
+    from mlflow.tracking import MlflowClient
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def fresh_store(mlflow_store_template, tmp_path):
+    """tmp_path as a runs folder whose MLflow store exists, empty (copied from the template)."""
+    import shutil
+    shutil.copy(mlflow_store_template, tmp_path / "mlflow.db")
+    return tmp_path
+
+
 def start_mlflow_server(port, store, artifacts):
     """`mlflow server` on loopback `port` over `store`, in its own process group (kill it with
     os.killpg to take the server away mid-run); returns once /health answers."""

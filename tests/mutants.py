@@ -120,6 +120,12 @@ MUTATIONS = [
       "tests/test_summary.py"),
     m("best-min-for-max-unit", "lmgan/sweep/summary.py", 'idx = col.idxmax() if mode == "max" else col.idxmin()',
       'idx = col.idxmin() if mode == "max" else col.idxmax()', "tests/test_summary.py"),
+    # --resume: the plan read back, and a snapshot that names a deleted checkpoint.
+    m("plan-loses-config", "lmgan/sweep/plan.py",
+      'd["config"] = validate(apply_overrides(Config(), d["config"], where))', 'd["config"] = Config()',
+      "tests/test_plan.py"),
+    m("snapshot-not-mended", "lmgan/sweep/snapshot.py", "if present and present[-1] > name:", "if False:",
+      "tests/test_snapshot.py"),
 ]
 
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import start_mlflow_server
 from tests.test_sweep import SEARCH, TINY, runs_of
 
-pytestmark = pytest.mark.slow   # Ray clusters and whole sweeps: minutes
+pytestmark = [pytest.mark.slow,   # Ray clusters and whole sweeps: minutes
+              pytest.mark.usefixtures("fresh_store")]
 
 
 def test_killed_worker_restarts_from_its_last_checkpoint(ray_cluster, sweep_clip, tmp_path):

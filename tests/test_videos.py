@@ -354,3 +354,22 @@ def test_train_and_eval_take_registry_names(tmp_path, monkeypatch, data, demo_cl
     for cmd in (["train", "--video", "cello"], ["eval", "--checkpoint", str(tmp_path / "run"), "--video", "cello"]):
         assert main(cmd) == 2
         assert "unknown video 'cello'" in capsys.readouterr().err
+
+
+def test_help_texts_list_what_the_registries_hold(tmp_path, monkeypatch):
+    """The names a user may type come from the registries, so a new video, preset or metric
+    appears in --help without editing it; a broken registry does not break --help."""
+    from lmgan.cli import build_parser
+    from lmgan.config import presets
+    from lmgan.metrics import REGISTRY
+    from lmgan.sweep.search import build_parser as sweep_parser
+
+    registry(tmp_path, monkeypatch, "videos:\n  zither: {url: 'https://example.org/z'}\n")
+    sub = build_parser()._subparsers._group_actions[0].choices
+    train, evaluate = sub["train"].format_help(), " ".join(sub["eval"].format_help().split())
+    sweep = " ".join(sweep_parser().format_help().split())
+    assert "zither" in train and "zither" in sweep and "zither" in sub["fetch"].format_help()
+    assert all(p in " ".join(train.split()) for p in presets())
+    assert all(m in evaluate and m in sweep for m in REGISTRY)
+    registry(tmp_path, monkeypatch, "videos: [not, a, mapping]\n")
+    assert "demo" in build_parser()._subparsers._group_actions[0].choices["train"].format_help()

@@ -16,9 +16,8 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from lmgan.errors import LmganError, OneLineParser, first_line
 from lmgan.sweep.plan import SweepPlan, known_sweeps, load_plan
