@@ -8,7 +8,17 @@ import sys
 import time
 from pathlib import Path
 
-from lmgan.errors import LmganError, OneLineParser, first_line
+from lmgan.arguments import OneLineParser
+from lmgan.errors import LmganError, first_line
+from lmgan.runs import find_run_path, runs_root
+
+DESCRIPTION = """\
+lmgan trains the Listen and Move sound-to-video GAN on one video and searches its
+hyperparameters: `lmgan sweep` runs Optuna + ASHA trials through Ray Tune, each an MLflow run;
+`lmgan report` compares them; `lmgan render` makes video from any sound with a trained model.
+Runs, sweeps and the MLflow store live under one runs folder ($LMGAN_RUNS, else the
+repository's runs/ inside the checkout, else ./runs)."""
+
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
@@ -22,7 +32,7 @@ def _no_traversal(path: str | None, flag: str) -> None:
 
 
 def _train(args) -> int:
-    from lmgan.config import parse_sets
+    from lmgan.config import config_notes, parse_sets
     from lmgan.data.videos import DEMO, resolve
     from lmgan.training.run import new_run, resume_run
 
@@ -31,17 +41,16 @@ def _train(args) -> int:
     if args.resume:
         if args.video or args.preset or args.config:
             raise LmganError("--resume takes the video and config from the run; only --set may change iters and intervals")
-        trainer = resume_run(Path(args.resume), parse_sets(args.set), progress=not args.quiet)
+        trainer = resume_run(find_run_path(args.resume), parse_sets(args.set), progress=not args.quiet)
     else:
         video = resolve(args.video or DEMO)
         cfg = video.config(args.preset, args.config, args.set)
-        out = Path(args.out or f"runs/{video.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = Path(args.out) if args.out else runs_root() / f"{video.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         trainer = new_run(video.path, cfg, out, progress=not args.quiet)
     if trainer.data.cached:
         print(f"data: cache hit {trainer.data.key} ({trainer.data.n_frames} frames)", file=sys.stderr)
-    if trainer.cfg.lambda_pl == 0:
-        print("note: perceptual loss off (lambda_pl=0); for the paper's loss provide the VGG16 "
-              "weights (LMGAN_VGG16_WEIGHTS=PATH) and --set lambda_pl=10", file=sys.stderr)
+    for note in config_notes(trainer.cfg):
+        print(note, file=sys.stderr)
     # Ctrl-C and a scheduler's SIGTERM save a checkpoint and exit 130; SIGINT explicitly too,
     # since Python installs no handler where it was ignored at start-up (a job started with &).
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,7 +75,7 @@ def _render(args) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise LmganError(f"{out}: is a directory; --out needs a file name such as out.mp4")
-    info = render(args.checkpoint, args.audio, out, device=args.device, seed=args.seed,
+    info = render(find_run_path(args.checkpoint), args.audio, out, device=args.device, seed=args.seed,
                   progress=not args.quiet)
     print(f"wrote {info['out']}: {info['frames']} frames, {info['seconds']:.2f} s of sound")
     return 0
@@ -100,7 +109,7 @@ def _eval(args) -> int:
             raise LmganError(f"--weights {item!r}: expected NAME=PATH")
         paths[name] = path
     video = str(resolve(args.video, quiet=True).path) if args.video else None
-    result = evaluate_checkpoint(args.checkpoint, video, metrics, args.device, args.seed, args.repeats,
+    result = evaluate_checkpoint(find_run_path(args.checkpoint), video, metrics, args.device, args.seed, args.repeats,
                                  args.ood_audio, args.ood_clips, paths, progress=not args.quiet)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -159,19 +168,31 @@ def _report(args) -> int:
     return report_main(args)
 
 
+def _sweep(args) -> int:
+    from lmgan.sweep.search import run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lmgan.config import presets
     from lmgan.data.videos import names_for_help
     from lmgan.metrics import REGISTRY
 
-    p = OneLineParser(prog="lmgan", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    from lmgan.sweep.search import DESCRIPTION as SWEEP, add_sweep_arguments
+
+    p = OneLineParser(prog="lmgan", description=DESCRIPTION)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")
     videos = names_for_help()
+
+    s = sub.add_parser("sweep", help="search hyperparameters: Optuna + ASHA trials on Ray Tune, tracked in MLflow",
+                       description=SWEEP + " The same as python sweeps/search.py.")
+    add_sweep_arguments(s)
+    s.set_defaults(func=_sweep)
 
     t = sub.add_parser("train", help="train on one video (or resume a run)")
     t.add_argument("--video", help=f"a named video ({videos}) or a video file (default: demo, the "
                    "synthetic clip)")
-    t.add_argument("--out", help="run folder (default: runs/<video>-<time>)")
+    t.add_argument("--out", help="run folder (default: <runs>/<video>-<time>, <runs> as in lmgan --help)")
     t.add_argument("--preset", help=f"named preset of overrides ({', '.join(presets())}; default: the "
                    "named video's, else none: the paper's model at 128²)")
     t.add_argument("--config", help="YAML file of config overrides")
@@ -184,15 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", required=True, help="checkpoint file or run folder (latest checkpoint)")
     r.add_argument("--audio", required=True, help="any sound PyAV reads (wav, mp3, flac, ogg, a video's sound)")
     r.add_argument("--out", required=True, help="output .mp4")
-    r.add_argument("--device", default="auto")
+    r.add_argument("--device", default="auto", help="torch device: auto (the GPU if there is one), cpu, cuda, cuda:N")
     r.add_argument("--seed", type=int, default=0, help="seed of the motion and image noise")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_render)
 
     d = sub.add_parser("demo-video", help="write the deterministic synthetic audiovisual demo clip")
     d.add_argument("out", help="output .mp4")
-    d.add_argument("--seconds", type=float, default=60.0)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seconds", type=float, default=60.0, help="length of the clip")
+    d.add_argument("--seed", type=int, default=0, help="seed of the clip's melody and rhythm")
     d.set_defaults(func=_demo_video)
 
     e = sub.add_parser("eval", help="Table 1 metrics on the held-out 20 %%; Table 2 FID on new sound")
@@ -205,10 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ood-clips", type=int, default=500, help="random 1-5 s clips cut from --ood-audio")
     e.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="explicit weight file, e.g. i3d=/models/i3d_torchscript.pt (see `lmgan weights`)")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto", help="torch device: auto (the GPU if there is one), cpu, cuda, cuda:N")
+    e.add_argument("--seed", type=int, default=0, help="seed of the motion and image noise")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--quiet", action="store_true")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_eval)
 
     w = sub.add_parser("weights", help="list the pretrained weight files (VGG16, AlexNet, I3D, Inception)")
@@ -225,8 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="HTML report of a sweep from MLflow: table, importances, best video")
     rp.add_argument("--experiment", required=True, help="experiment (lmgan-quintet) or video name (quintet)")
     rp.add_argument("--sweep", help="sweep name (default: the latest sweep of the experiment)")
-    rp.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
-    rp.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite store runs/mlflow.db)")
+    rp.add_argument("--out", help="HTML file to write (default: <runs>/reports/<sweep>/report.html)")
+    rp.add_argument("--runs-dir", help="the runs folder whose MLflow store to read (default: $LMGAN_RUNS, "
+                    "else the repository's runs/ inside the checkout, else ./runs)")
+    rp.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite store <runs>/mlflow.db)")
     rp.set_defaults(func=_report)
     return p
 
@@ -238,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     except LmganError as e:
         print(f"lmgan: error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:
+        print("lmgan: interrupted", file=sys.stderr)
+        return 130
     except OSError as e:   # a folder that cannot be written, a full disk: the path and why
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"lmgan: error: {where}{(e.strerror or first_line(e)).lower()}", file=sys.stderr)

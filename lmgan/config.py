@@ -1,6 +1,6 @@
 """One config object, validated in one place. Presets are YAML files of overrides.
 
-Defaults are the paper's full model at 128² (DESIGN.md §3–4); every architectural switch is a
+Defaults are the paper's full model at 128² (docs/model.md); every architectural switch is a
 field so that a sweep can search it.
 """
 
@@ -35,7 +35,7 @@ def role(default, *roles: str, choices: tuple = ()):
 
 @dataclass
 class Config:
-    # --- data (DESIGN §2): changing any of these changes the decoded cache ---
+    # --- data (docs/model.md): changing any of these changes the decoded cache ---
     image_size: int = role(128, DATA)            # S, power of two in [32, 512]
     fps: float = role(20.0, DATA)
     crop: list | None = role(None, DATA)         # [x, y, w, h] in source pixels; None = centred square
@@ -47,7 +47,7 @@ class Config:
     feature: str = role("log-mel", DATA, choices=("mel", "log-mel", "mfcc"))
     train_frac: float = 0.8                      # first 80 % trains, last 20 % is held out
 
-    # --- networks (DESIGN §3) ---
+    # --- networks (docs/model.md) ---
     seq_len: int = role(32, POSITIVE)            # L, frames per window
     rnn_layers: int = role(3, POSITIVE)          # L_R
     dilation_base: int = 2
@@ -65,7 +65,7 @@ class Config:
     max_channels: int = role(512, POSITIVE)
     d_norm: str = role("batch", choices=("batch", "instance", "layer", "none"))
 
-    # --- training (DESIGN §4) ---
+    # --- training (docs/model.md) ---
     batch: int = role(1, POSITIVE)               # windows per step, each its own stream through the video
     restart_every: int = 0                       # windows after which a stream restarts from zero states at a
                                                  # random place (0: only at the end of the training part)
@@ -157,6 +157,16 @@ def validate(cfg: Config) -> Config:
     from lmgan.metrics import lookup   # late: the registry imports this module's LmganError
     lookup(cfg.eval_metrics, "config: eval_metrics")
     return cfg
+
+
+def config_notes(cfg: Config) -> list[str]:
+    """What a config leaves out of the paper's training, and why: said once when a run or a
+    sweep starts (the demo preset switches the perceptual loss off, for one)."""
+    notes = []
+    if cfg.lambda_pl == 0:
+        notes.append("note: perceptual loss off (lambda_pl=0); for the paper's loss provide the VGG16 "
+                     "weights (LMGAN_VGG16_WEIGHTS=PATH) and --set lambda_pl=10")
+    return notes
 
 
 def _coerce(key: str, value, default):

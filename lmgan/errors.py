@@ -1,7 +1,5 @@
 """The one exception type a user sees: a one-line message, exit code 2, no traceback."""
 
-import argparse
-
 
 class LmganError(Exception):
     """Bad input or an unmet precondition, phrased for the user (one line, names the problem)."""
@@ -14,10 +12,3 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     the exception's class name when it carries no text."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else exc.__class__.__name__)[:limit]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are an LmganError (one line, exit 2), not usage + message."""
-
-    def error(self, message):
-        raise LmganError(f"{self.prog}: {message}")

@@ -2,7 +2,7 @@
 
 Everything is real (PyAV files, torchaudio features, the training loop); only the VGG16 ImageNet
 weights, which cannot be downloaded here, are replaced by a randomly initialised state dict saved
-in torchvision's format (DESIGN §7).
+in torchvision's format (docs/evaluation.md, pretrained weights).
 """
 
 import os

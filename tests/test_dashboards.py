@@ -4,7 +4,9 @@ Every lmgan metric a panel or a variable queries is one the trainable exports, e
 gauge is plotted somewhere, and every label a query, a variable or a legend uses on an lmgan
 metric is one that metric carries (sweep, trial and its own extra tag) or one Ray adds. Plus the
 structure Grafana needs: unique panel ids, a grid position inside the 24 columns, a datasource
-that is the dashboard's Prometheus variable, unique refIds and a query in every target.
+that is the dashboard's Prometheus variable, unique refIds and a query in every target. And the
+"latest" panels (instant queries) hold a trial's progress and results after it ends
+(last_over_time over the dashboard's range) but not what only a running trial has (speed, memory).
 """
 
 import json
@@ -25,6 +27,7 @@ MATCHER = re.compile(r"(\w+)\s*(=~|!~|!=|=)\s*\"")
 GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
 LABEL_VALUES = re.compile(r"label_values\(\s*(\w+)\s*(\{[^}]*\})?\s*,\s*(\w+)\s*\)")
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+HELD_SELECTOR = re.compile(r"last_over_time\(\s*(ray_lmgan_\w+)\s*(?:\{[^}]*\})?\s*\[\$__range\]\s*\)")
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +158,29 @@ def test_grafana_structure(dash):
             assert t["expr"].strip() and t["datasource"] == p["datasource"], p["title"]
             assert t["expr"].count("(") == t["expr"].count(")"), t["expr"]
             assert t["expr"].count("{") == t["expr"].count("}"), t["expr"]
+            assert t["expr"].count("[") == t["expr"].count("]"), t["expr"]
+
+
+def test_latest_panels_hold_progress_and_results_after_a_trial_ends(dash):
+    """Ray drops a gauge ~20 s after its trial stops re-sending it (telemetry.py): an instant
+    query of a trial's progress or results reads the last value over the dashboard's range, one of
+    a running trial's speed or memory reads only what is live now. Range queries (time series)
+    plot what was exported, as it was: a finished trial's line ends where it ended."""
+    held = {"ray_" + name for name in telemetry.HELD}
+    assert held < telemetry.prometheus_names()
+    holding = 0
+    for panel, t in _targets(dash):
+        used = LMGAN.findall(t["expr"])
+        wrapped = HELD_SELECTOR.findall(t["expr"])
+        if "last_over_time" in t["expr"] or "$__range" in t["expr"]:
+            assert t.get("instant") and len(wrapped) == t["expr"].count("last_over_time"), \
+                f"{panel['title']}: last_over_time(<metric>[$__range]) only in instant queries: {t['expr']}"
+        if not used or not t.get("instant"):
+            continue
+        for metric in used:
+            if metric in held:
+                holding += 1
+                assert metric in wrapped, f"{panel['title']}: hold {metric} with last_over_time(...[$__range])"
+            else:
+                assert metric not in wrapped, f"{panel['title']}: {metric} is live only, do not hold it"
+    assert holding

@@ -1,7 +1,7 @@
 """LPIPS end to end through the real loading code, with randomly initialised torchvision backbones.
 
 The real AlexNet / VGG16 ImageNet files cannot be downloaded here; random state dicts saved in
-torchvision's exact format stand in (DESIGN §7). The numbers they give are not LPIPS and are
+torchvision's exact format stand in (docs/evaluation.md, pretrained weights). The numbers they give are not LPIPS and are
 only checked for the properties of a distance, never logged or reported.
 """
 

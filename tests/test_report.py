@@ -18,8 +18,8 @@ from markupsafe import Markup
 
 from lmgan.errors import LmganError
 from lmgan.sweep import tracking
-from lmgan.sweep.report import (BestTrial, Head, Importance, Row, Sample, SweepPage, Table, TrialRef,
-                                render_page, report_main, write_report)
+from lmgan.sweep.report import (BestTrial, Head, Importance, MetricGroup, Row, Sample, SweepPage, Table,
+                                TrialRef, render_page, report_main, write_report)
 
 SPACE = "lr_g: {loguniform: [1.0e-5, 1.0e-3]}\nvp_kernel: {choice: [3, 5, 7]}\n"
 # trial id → (lr_g, vp_kernel, final ssim or None, status)
@@ -123,6 +123,10 @@ def test_report_of_a_sweep(store, tmp_path, capsys):
     imp = page.split('id="importance"', 1)[1].split("</section>", 1)[0]
     assert 'id="importance-chart"' in imp and "Not shown" not in imp
     assert ">lr_g</td>" in imp and ">vp_kernel</td>" in imp
+    # ... from 3 trials: shown, with a plain warning above them.
+    warning = ("Importances from 3 trials are noise-level; run more trials before reading them")
+    assert warning in imp and imp.index(warning) < imp.index('id="importance-chart"')
+    assert "over 3 finished or stopped trials, normalised" in imp
     assert 'id="parallel-coordinates"' in page and "parcoords" in page
     assert 'id="objective-history"' in page
 
@@ -133,11 +137,29 @@ def test_report_of_a_sweep(store, tmp_path, capsys):
     assert video.read_bytes() == (store["media"] / "iter_0000030.mp4").read_bytes()
     assert grid.read_bytes() == (store["media"] / "iter_0000030.png").read_bytes()
     assert f'<video controls preload="metadata" src="report_files/{video.name}">' in page
+    # Read back from the file: 32x16 (2S x S), shown 20 times as big, halves labelled above it.
+    shown = page.split('id="best-video"', 1)[1].split("</figure>", 1)[0]
+    assert shown.startswith(' style="width:640px">') and "(32x16 px, shown 20x)" in shown
+    assert 'class="av pixelated" id="best-video"' in page and "with sound" in shown
+    assert shown.index("generated (from the held-out sound)") < shown.index(">real<") < shown.index("<video")
     assert f'src="report_files/{grid.name}"' in page
     motion = files / f"best_{BEST}_iter_0000030-motion.png"
     assert motion.read_bytes() == (store["media"] / "iter_0000030-motion.png").read_bytes()
     assert f'src="report_files/{motion.name}"' in page
     assert not (files / f"best_{BEST}_iter_0000020.mp4").exists()
+    # The metrics in their groups: image quality beside the frame grid, the sync metrics (the
+    # real video's av_align right after av_align) beside the motion plot, losses apart.
+    best = page.split('<section id="best">', 1)[1]
+    image = best.split('id="metrics-image"', 1)[1].split('id="metrics-sync"', 1)[0]
+    sync = best.split('id="metrics-sync"', 1)[1].split('<div class="media">', 1)[0]
+    other = best.split('id="metrics-other"', 1)[1]
+    assert "image quality" in image and "does it listen" in sync
+    assert [m for m in re.findall(r'<td class="id">([a-z_]+)', image)] == ["ssim", "psnr", "fdd"]
+    assert "<td>0.8100 ± 0.0200</td>" in image and f'src="report_files/{grid.name}"' in image
+    assert re.findall(r'<td class="id">([a-z_]+)', sync) == ["av_align", "av_align_real", "motion_corr"]
+    assert "<td>0.405</td>" in sync and f'src="report_files/{motion.name}"' in sync
+    assert "av_align of the real video itself" in sync
+    assert re.findall(r'<td class="id">([a-z_]+)', other)[:2] == ["it_per_s", "loss_d_image"]
     js = files / "plotly.min.js"
     assert js.stat().st_size > 1_000_000
     assert '<script src="report_files/plotly.min.js"></script>' in page
@@ -213,6 +235,21 @@ def test_report_command_exit_codes(store, tmp_path, capsys):
     assert not (tmp_path / "bad.html").exists()
 
 
+def test_report_goes_under_the_runs_folder_from_any_folder(store, tmp_path, monkeypatch, capsys):
+    """Without --out the page is <runs>/reports/<sweep>/report.html, <runs> from --runs-dir or
+    $LMGAN_RUNS: the store and the report are found whatever the current folder."""
+    from lmgan.cli import main
+    runs = Path(store["uri"][len("sqlite:///"):]).parent
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--experiment", "demo", "--sweep", "sweep-a", "--runs-dir", str(runs)]) == 0
+    page = runs / "reports" / "sweep-a" / "report.html"
+    assert capsys.readouterr().out.strip() == str(page) and page.is_file()
+    assert (page.parent / "report_files").is_dir() and not list(tmp_path.iterdir())
+    monkeypatch.setenv("LMGAN_RUNS", str(runs))
+    assert main(["report", "--experiment", "demo", "--sweep", "sweep-a"]) == 0
+    assert capsys.readouterr().out.strip() == str(page)
+
+
 # --------------------------------------------------------------------------- the template alone
 
 EVIL = '<script>alert("x")</script>'   # what a trial id, param or tag from MLflow could hold
@@ -231,8 +268,11 @@ def _page(best: bool = True) -> SweepPage:
     table = Table([("lr_g", f"loguniform[{EVIL}]"), (EVIL, "")], [f"{EVIL} ↑ (objective)"], rows)
     importance = Importance(chart=Markup('<div id="imp-chart">chart</div>'), values=[(EVIL, "1.000")],
                             evaluator=f"fANOVA {EVIL}", trials=2, skipped=1)
+    groups = [MetricGroup("image", "image quality", [("ssim ↑ (objective)", "0.8100 ± 0.0200", EVIL)]),
+              MetricGroup("sync", "does it listen", [(EVIL, EVIL, EVIL)]),
+              MetricGroup("other", "training", [(f"loss_{EVIL}", "0.5", "")])]
     best_trial = BestTrial(ref, "0.81", "finished", "30", f"trial_{EVIL}_driver", [(EVIL, EVIL)],
-                           [("ssim", "0.8100 ± 0.0200")], {"mp4": Sample('f/best.mp4?"', 30)},
+                           groups, {"mp4": Sample('f/best.mp4?"', 30)},
                            f"grid {EVIL} could not be downloaded", [(EVIL, EVIL)])
     return SweepPage(head, "report_files", table, importance, EVIL, None, best_trial if best else None)
 
@@ -263,9 +303,101 @@ def test_template_renders_a_hand_built_page_escaped():
     assert len(rows) == 2 and 'class="best"' in rows[0][0] and "best</span>" in rows[0][1]
     assert "<td>0.8100 ± 0.0200</td>" in rows[0][1] and '<td class="st st-running">running</td>' in rows[1][1]
     assert "2 trials: 1 finished, 0 stopped, 0 errored, 1 running, 0 &lt;script&gt;" in page
-    assert "1 trials left out (params outside the space)" in page
+    assert "1 trial left out (params outside the space)" in page
+    assert "over 2 finished or stopped trials" in page and "importance-warning" not in page
     assert "recorded trial_&lt;script&gt;" in page and "could not be downloaded" in page
     assert "iteration 30: generated | real, with sound" in page and "frame grid" not in page
+    assert page.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td>") >= 5   # metric tables
+
+
+def _best_section(best: BestTrial) -> str:
+    page = _page()
+    page.best = best
+    return render_page(page).split('<section id="best">', 1)[1].split("</section>", 1)[0]
+
+
+@pytest.mark.parametrize("width, height, audio, shown, pixelated, words", [
+    (128, 64, True, 640, True, "(128x64 px, shown 5x)"),        # the demo: S 64
+    (256, 128, True, 512, True, "(256x128 px, shown 2x)"),      # S 128: whole factors only
+    (1024, 512, True, 1024, False, "(1024x512 px, shown 1x)"),  # S 512: as it is, at most 100%
+    (None, None, None, 640, True, "with sound."),               # size unknown: about 640 px
+    (128, 64, False, 640, True, "no sound track in the file"),
+])
+def test_best_video_scaled_up_with_its_halves_labelled(width, height, audio, shown, pixelated, words):
+    best = _page().best
+    best.samples = {"mp4": Sample("report_files/best.mp4", 30, width, height, audio)}
+    section = _best_section(best)
+    figure = section.split('<figure class="av', 1)[1].split("</figure>", 1)[0]
+    assert figure.startswith(f'{" pixelated" if pixelated else ""}" id="best-video" style="width:{shown}px">')
+    assert '<video controls preload="metadata" src="report_files/best.mp4"></video>' in figure
+    halves = re.search(r'<div class="halves"><span class="gen">(.*?)</span>'
+                       r'<span class="real">(.*?)</span></div>', figure)
+    assert halves and halves.groups() == ("generated (from the held-out sound)", "real")
+    assert figure.index('class="halves"') < figure.index("<video")
+    assert words in figure
+    css = render_page(_page()).split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "figure.av video{display:block;width:100%" in css and "max-width:100%" in css
+    assert "figure.av.pixelated video{image-rendering:pixelated}" in css
+
+
+def test_best_metrics_grouped_beside_their_plots():
+    best = _page().best
+    best.samples = {"png": Sample("report_files/grid.png", 30),
+                    "motion": Sample("report_files/motion.png", 30)}
+    section = _best_section(best)
+    assert "<video" not in section
+    image = section.split('id="metrics-image"', 1)[1].split('id="metrics-sync"', 1)[0]
+    sync = section.split('id="metrics-sync"', 1)[1].split('<div class="media">', 1)[0]
+    assert "<h3>image quality</h3>" in image and "ssim ↑ (objective)" in image
+    assert 'src="report_files/grid.png"' in image and "motion.png" not in image
+    assert "<h3>does it listen</h3>" in sync and 'src="report_files/motion.png"' in sync
+    assert "&lt;script&gt;" in sync and "<script>" not in sync
+    assert "loss_&lt;script&gt;" in section.split('id="metrics-other"', 1)[1]
+    # A trial that logged no sync metric says how to get them; nothing else: no training table.
+    best.metrics = [MetricGroup("image", "image quality", [("ssim", "0.5", "")]),
+                    MetricGroup("sync", "does it listen", []), MetricGroup("other", "training", [])]
+    section = _best_section(best)
+    assert "No sync metric logged: add av_align, motion_corr or sensitivity" in section
+    assert 'id="metrics-other"' not in section and 'src="report_files/motion.png"' in section
+
+
+def test_metric_groups_follow_the_registry_kinds():
+    from lmgan.metrics import REGISTRY
+    from lmgan.sweep.report import _metric_groups
+    logged = {"loss_g": 1.5, "sensitivity_silence": 0.7, "fvd": 120.0, "lpips": 0.2, "lpips_std": 0.01,
+              "sensitivity": 0.4, "av_align_real": 0.5, "motion_corr": 0.3, "ssim": 0.6, "ssim_std": 0.05,
+              "av_align": 0.25, "psnr": 21.0, "iter": 300.0}
+    groups = _metric_groups(logged, "fvd")
+    assert [(g.key, g.title) for g in groups] == [("image", "image quality"), ("sync", "does it listen"),
+                                                  ("other", "training")]
+    names = {g.key: [r[0] for r in g.rows] for g in groups}
+    assert names == {"image": ["ssim ↑", "psnr ↑", "lpips ↓", "fvd ↓ (objective)"],
+                     "sync": ["av_align ↑", "av_align_real", "motion_corr ↑", "sensitivity ↑",
+                              "sensitivity_silence"],
+                     "other": ["iter", "loss_g"]}
+    rows = {r[0].split()[0]: r for g in groups for r in g.rows}
+    assert rows["lpips"][1] == "0.2000 ± 0.0100" and rows["fvd"][1] == "120"
+    assert rows["ssim"][2] == REGISTRY["ssim"].what and rows["loss_g"][2] == ""
+    assert rows["sensitivity_silence"][2] == "sensitivity with the sound silenced instead of shifted"
+    for name, metric in REGISTRY.items():      # every kind has a group: a new kind must be placed
+        assert _metric_groups({name: 1.0}, "ssim")[0 if metric.kind in ("frame", "set") else 1].rows
+
+
+def test_importance_warning_below_ten_trials():
+    from lmgan.sweep.report import IMPORTANCE_MIN_TRIALS, _importance_warning
+    assert IMPORTANCE_MIN_TRIALS == 10
+    assert _importance_warning(9).startswith(
+        "Importances from 9 trials are noise-level; run more trials before reading them")
+    assert _importance_warning(10) == "" and _importance_warning(40) == ""
+    page = _page()
+    page.importance.warning = f"Importances from 2 trials are noise-level {EVIL}"
+    imp = render_page(page).split('<section id="importance">', 1)[1].split("</section>", 1)[0]
+    assert imp.index('id="importance-warning"') < imp.index('<div id="imp-chart">')
+    assert "noise-level &lt;script&gt;" in imp
+    # No importances at all: the reason, and no warning.
+    page.importance = Importance("too few trials", warning="unused")
+    imp = render_page(page).split('<section id="importance">', 1)[1].split("</section>", 1)[0]
+    assert "Not shown: too few trials" in imp and "importance-warning" not in imp
 
 
 def test_template_renders_a_page_without_results():

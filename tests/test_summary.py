@@ -31,3 +31,55 @@ def test_best_is_the_best_evaluation_and_its_own_checkpoint(tmp_path, mode, valu
 def test_no_objective_value_means_no_best(tmp_path):
     result = _result(tmp_path, [{"iter": 5, "loss_g_adv": 1.0}])
     assert _best(result, "motion_corr", "max") == (None, None, None)
+
+
+class _Results(list):
+    """What Tuner.fit() hands finish_sweep: the trials' Results, and how many ended."""
+    num_errors = property(lambda self: sum(r.error is not None for r in self))
+    num_terminated = property(lambda self: sum(r.error is None for r in self))
+
+
+def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsys):
+    from types import SimpleNamespace
+    from urllib.parse import unquote
+
+    from lmgan.sweep import summary, tracking
+    uri = tracking.default_uri(tmp_path)
+    c = tracking.client(uri)
+    eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
+    parent = tracking.start_sweep_run(uri, eid, "sw", {}, {}, {})
+    searched = ["lr_g", "vp_kernel"]
+    plan = SimpleNamespace(name="sw", video="clip", objective="motion_corr", mode="max", trials=3,
+                           max_iters=20, tracking_uri=uri, experiment_id=eid, parent_run_id=parent,
+                           searched=searched)
+    results = _Results()
+    for tid, lr, k, peak, reached, error in [("aaaa0001", 1e-4, 3, 0.2, 20, None),
+                                             ("bbbb0002", 2e-4, 5, 0.4, 10, None),
+                                             ("cccc0003", 3e-4, 7, None, 5, RuntimeError("boom"))]:
+        tr = tracking.TrialRun(uri, eid, parent, "sw", tid, {"lr_g": lr, "vp_kernel": k}, searched)
+        tr.finish("errored" if error else "finished" if reached == 20 else "stopped")
+        reports = [{"iter": reached, "motion_corr": peak, "config": {"lr_g": lr, "vp_kernel": k}}]
+        (tmp_path / tid).mkdir()
+        results.append(tune.Result(metrics=reports[-1], checkpoint=None, error=error, path=str(tmp_path / tid),
+                                   metrics_dataframe=pd.DataFrame(reports) if peak else None, best_checkpoints=[]))
+    assert summary.finish_sweep(results, plan, 60.0) == 0
+    out = capsys.readouterr().out
+
+    trials = {r.data.tags[tracking.TRIAL_ID]: r for r in tracking.trial_runs(c, eid, parent)}
+    assert {t: (r.info.run_name, r.info.status) for t, r in trials.items()} == {
+        "aaaa0001": ("t01 lr_g=1e-4 K=3", "FINISHED"),
+        "bbbb0002": ("t02 lr_g=2e-4 K=5 stopped@10", "FINISHED"),
+        "cccc0003": ("t03 lr_g=3e-4 K=7 errored", "FAILED")}
+    run = c.get_run(parent)
+    assert run.data.tags["lmgan.best_trial"] == "bbbb0002"                  # Tune's id, as before
+    assert run.data.tags["lmgan.best_run_id"] == trials["bbbb0002"].info.run_id
+    assert "| t02 lr_g=2e-4 K=5 stopped@10 | bbbb0002 | stopped |" in run.data.tags[tracking.NOTE]
+    assert "best: bbbb0002 (t02 lr_g=2e-4 K=5 stopped@10) motion_corr=0.4" in out
+    assert f"mlflow ui --backend-store-uri {uri}" in out
+    links = [w for w in out.split() if w.startswith("http://127.0.0.1:5000/#/")]
+    assert links[0] == (f"http://127.0.0.1:5000/#/experiments/{eid}/runs?viewStateShareKey=lmgan-sw"
+                        f"&workflowType=machine_learning")
+    assert tracking.VIEW_PREFIX + "lmgan-sw" in c.get_experiment(eid).tags
+    ids = [trials[t].info.run_id for t in ("bbbb0002", "aaaa0001", "cccc0003")]     # best first
+    assert unquote(links[1]) == (f"http://127.0.0.1:5000/#/compare-runs?runs=[{','.join(map(repr, ids))}]"
+                                 f"&experiments=['{eid}']").replace("'", '"')

@@ -4,6 +4,7 @@ PostgreSQL), real mp4 artifacts. Each sweep is a few tiny trials of a handful of
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def check_sweep(uri, experiment, name, n_trials):
         assert t.data.tags["lmgan.status"] in ("finished", "stopped"), t.data.tags.get("lmgan.error")
     parent_files = [a.path for a in c.list_artifacts(parent[0].info.run_id)]
     assert {"search_space.yaml", "summary.csv", "summary.md"} <= set(parent_files)
-    assert parent[0].data.tags["lmgan.best_trial"] in {t.info.run_name for t in mine}
+    assert parent[0].data.tags["lmgan.best_trial"] in {t.data.tags["lmgan.trial_id"] for t in mine}
     return c, parent[0], mine
 
 
@@ -69,6 +70,8 @@ def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c, parent, trials = check_sweep(uri, "lmgan-clip6s", "two-node", 3)
     assert len({t.data.tags["lmgan.node_id"] for t in trials}) == 2, "trials did not use both nodes"
+    assert sorted(t.info.run_name.split()[0] for t in trials) == ["t01", "t02", "t03"]   # Tune's numbers
+    assert re.search(r"^t0[123] \S+  iter 10/10 ", r.stderr, re.M), r.stderr[-2000:]       # progress lines
     assert parent.data.tags["lmgan.objective"] == "motion_corr"          # a sync metric as the objective
     for t in trials:
         assert -1 <= t.data.metrics["motion_corr"] <= 1
@@ -79,12 +82,12 @@ def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     for t in trials:
         hist = c.get_metric_history(t.info.run_id, "motion_corr")
         top = max(hist, key=lambda m: (m.value, -m.step))
-        peaks[t.info.run_name] = (top.value, top.step)
+        peaks[t.data.tags["lmgan.trial_id"]] = (top.value, top.step)
     winner = max(peaks, key=lambda k: peaks[k][0])
     assert len({v for v, _ in peaks.values()}) == len(peaks), peaks        # no tie to hide behind
     assert parent.data.tags["lmgan.best_trial"] == winner, peaks
     assert parent.data.metrics["best_motion_corr"] == pytest.approx(peaks[winner][0], abs=1e-9)
-    best = next(t for t in trials if t.info.run_name == winner)
+    best = next(t for t in trials if t.data.tags["lmgan.trial_id"] == winner)
     assert [a.path for a in c.list_artifacts(best.info.run_id, "checkpoints")] == ["checkpoints/best.pt"]
     ckpt = c.download_artifacts(best.info.run_id, "checkpoints/best.pt", str(tmp_path))
     from lmgan.training import checkpoint
@@ -199,8 +202,11 @@ def test_sweep_logs_to_an_mlflow_server_on_postgresql(ray_cluster, mlflow_server
     r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 3, "--max-iters", 10,
               "--grace-iters", 5, "--eval-every", 5, "--name", "on-postgres", "--tracking-uri", uri)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"open {uri}" in r.stdout
     c, parent, trials = check_sweep(uri, "lmgan-clip6s", "on-postgres", 3)
+    # The links the sweep ends with are the server's own: its trials' view and their comparison.
+    exp = parent.info.experiment_id
+    assert f"{uri}/#/experiments/{exp}/runs?viewStateShareKey=lmgan-on-postgres&workflowType=machine_learning" in r.stdout
+    assert f"{uri}/#/compare-runs?runs=" in r.stdout and "mlflow ui" not in r.stdout
     # Artifacts went through the server into its artifact store, not beside the runs folder.
     assert list(Path(mlflow_server["artifacts"]).rglob("*.mp4"))
     assert not (tmp_path / "mlartifacts").exists()

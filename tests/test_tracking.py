@@ -93,3 +93,102 @@ def test_an_errored_trial_keeps_its_reason_and_config_through_an_outage(tmp_path
     finally:
         os.killpg(server.pid, signal.SIGCONT)
         os.killpg(server.pid, signal.SIGKILL)
+
+
+# ----------------------------------------------------------------- what `mlflow ui` opens on
+
+
+def test_the_experiment_is_a_model_training_experiment_new_or_old(tmp_path):
+    uri = tracking.default_uri(tmp_path)
+    c = tracking.client(uri)
+    eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
+    tags = c.get_experiment(eid).tags
+    assert tags[tracking.KIND] == "custom_model_development"
+    assert "lmgan sweeps on `clip`" in tags[tracking.NOTE]
+    # An experiment an older lmgan (or MLflow's GenAI default) made: marked when a sweep starts,
+    # also on --resume (which skips ensure_experiment); a description a person wrote is kept.
+    old = c.create_experiment("lmgan-old", tags={tracking.KIND: "genai_development",
+                                                 tracking.NOTE: "mine"})
+    tracking.start_sweep_run(uri, old, "s", {"lmgan.video": "old"}, {}, {})
+    assert c.get_experiment(old).tags[tracking.KIND] == "custom_model_development"
+    assert c.get_experiment(old).tags[tracking.NOTE] == "mine"
+    c.set_experiment_tag(old, tracking.KIND, "genai_development")
+    assert tracking.ensure_experiment(uri, "old", None) == old
+    assert c.get_experiment(old).tags[tracking.KIND] == "custom_model_development"
+
+
+@pytest.mark.parametrize("values, name", [
+    ({"lr_g": 1.2345e-4, "vp_kernel": 7}, "t03 lr_g=1.2e-4 K=7"),
+    ({"lr_g": "0.00012345", "vp_kernel": "7"}, "t03 lr_g=1.2e-4 K=7"),     # as MLflow params
+    ({"lambda_l1": 0.5, "rnn_layers": 2, "mfs": True}, "t03 lambda_l1=0.5 mfs=on L_R=2"),
+    ({"lambda_l1": 3.14159, "lr_g": 2e-3}, "t03 lambda_l1=3.1 lr_g=2e-3"),
+])
+def test_trial_run_names(values, name):
+    assert tracking.trial_run_name(3, values, sorted(values)) == name
+    assert tracking.trial_run_name(12, values, sorted(values), "stopped", 15).startswith("t12 ")
+    assert tracking.trial_run_name(12, values, sorted(values), "stopped", 15).endswith(" stopped@15")
+    assert tracking.trial_run_name(3, values, sorted(values), "errored") == name + " errored"
+    assert tracking.trial_run_name(3, values, sorted(values), "finished") == name
+
+
+def test_trial_runs_are_numbered_named_and_end_told_apart(tmp_path):
+    uri = tracking.default_uri(tmp_path)
+    c = tracking.client(uri)
+    eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
+    parent = tracking.start_sweep_run(uri, eid, "s", {}, {}, {})
+    searched = ["lr_g", "vp_kernel"]
+    runs = {}
+    for tid, lr, k in [("a1b2c3d4", 1e-4, 3), ("ffee0011", 2.5e-4, 5), ("0badc0de", 3e-4, 7),
+                       ("12345678", 1e-3, 3)]:
+        time.sleep(0.01)                                # distinct start times
+        runs[tid] = tracking.TrialRun(uri, eid, parent, "s", tid, {"lr_g": lr, "vp_kernel": k,
+                                                                   "image_size": 32}, searched)
+    names = {t: c.get_run(r.run_id).info.run_name for t, r in runs.items()}
+    assert names == {"a1b2c3d4": "t01 lr_g=1e-4 K=3", "ffee0011": "t02 lr_g=2.5e-4 K=5",
+                     "0badc0de": "t03 lr_g=3e-4 K=7", "12345678": "t04 lr_g=1e-3 K=3"}
+    # Tune's id stays the key: found by tag, and a restart continues the same run and name.
+    again = tracking.TrialRun(uri, eid, parent, "s", "ffee0011", {"lr_g": 2.5e-4, "vp_kernel": 5}, searched)
+    assert again.resumed and again.run_id == runs["ffee0011"].run_id
+    assert tracking.find_run(c, eid, **{tracking.TRIAL_ID: "ffee0011"}).info.run_name == "t02 lr_g=2.5e-4 K=5"
+
+    runs["a1b2c3d4"].finish("finished")
+    runs["ffee0011"].finish("stopped")                  # ASHA: FINISHED, not KILLED (red in the UI)
+    runs["0badc0de"].fail("ValueError: boom", {"lr_g": 3e-4}, tmp_path / "e")
+    assert tracking.settle_lost(c, eid, parent, {"a1b2c3d4", "ffee0011", "0badc0de"}) == ["12345678"]
+    # Two trials that started at the same moment took the same number: the end renumbers.
+    c.set_tag(runs["12345678"].run_id, tracking.INDEX, "3")
+    c.update_run(runs["12345678"].run_id, name="t03 lr_g=1e-3 K=3")
+    got = tracking.name_trials(c, eid, parent, {runs["ffee0011"].run_id: 15})
+    want = {"a1b2c3d4": ("t01 lr_g=1e-4 K=3", "FINISHED"),
+            "ffee0011": ("t02 lr_g=2.5e-4 K=5 stopped@15", "FINISHED"),
+            "0badc0de": ("t03 lr_g=3e-4 K=7 errored", "FAILED"),
+            "12345678": ("t04 lr_g=1e-3 K=3 lost", "KILLED")}
+    for tid, (name, status) in want.items():
+        run = c.get_run(runs[tid].run_id)
+        assert (run.info.run_name, run.info.status) == (name, status)
+        assert run.data.tags[tracking.TRIAL_ID] == tid and got[run.info.run_id] == name
+        assert run.data.tags["mlflow.runName"] == name
+        assert run.data.tags[tracking.INDEX] == name.split()[0][1:].lstrip("0")
+        assert run.info.end_time is not None            # renaming keeps the run's end
+
+
+def test_the_sweep_view_and_links(tmp_path):
+    import json
+    from urllib.parse import unquote
+    uri = tracking.default_uri(tmp_path)
+    c = tracking.client(uri)
+    eid = tracking.ensure_experiment(uri, "clip", None)
+    key = tracking.save_sweep_view(c, eid, "clip-2026 01", "motion_corr", "max", ["lr_g", "vp_kernel"])
+    state = json.loads(c.get_experiment(eid).tags[tracking.VIEW_PREFIX + key])
+    assert state == {"searchFilter": "tags.`lmgan.sweep` = 'clip-2026 01' and tags.`lmgan.role` = 'trial'",
+                     "orderByKey": "metrics.`best_motion_corr`", "orderByAsc": False,
+                     "selectedColumns": ["metrics.`best_motion_corr`", "metrics.`motion_corr`",
+                                         "params.`lr_g`", "params.`vp_kernel`", "tags.`lmgan.status`"]}
+    assert key == "lmgan-clip-2026_01"
+    base = tracking.ui_base(uri)
+    assert base == "http://127.0.0.1:5000" and tracking.ui_base("http://host:8080/") == "http://host:8080"
+    assert tracking.experiment_url(base, eid, key) == (
+        f"http://127.0.0.1:5000/#/experiments/{eid}/runs?viewStateShareKey={key}&workflowType=machine_learning")
+    url = tracking.compare_url(base, eid, ["r1", "r2"])
+    assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=%5B%22r1%22")
+    assert unquote(url).endswith(f'/#/compare-runs?runs=["r1","r2"]&experiments=["{eid}"]')

@@ -1,11 +1,11 @@
-"""Per-frame sound features (DESIGN §2): log-mel spectrogram chunks averaged over time.
+"""Per-frame sound features (docs/model.md): log-mel spectrogram chunks averaged over time.
 
 Gain invariance (as in the authors' converter.py, `librosa.power_to_db(chunk, ref=np.max)`):
 each chunk's dB is taken relative to the loudest power-mel value of that chunk (all its frames
 and bins) and floored 80 dB below it, then averaged over the chunk's frames, so every log-mel
 feature lies in [-80, 0] whatever the recording level. New sound at another volume (Table 2
 renders any sound) therefore lands inside the training range; absolute dB plus per-bin
-standardisation did not (DESIGN §2: -20 dB of gain moved every bin by ~2.5 training sd, white
+standardisation did not (docs/model.md: -20 dB of gain moved every bin by ~2.5 training sd, white
 noise landed up to 31 sd outside). An all-zero chunk is 0 dB everywhere, as librosa makes it
 (both powers clamp to amin). `mfcc` is the DCT of that chunk-relative dB; `mel` stays absolute
 power.

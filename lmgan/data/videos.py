@@ -1,5 +1,5 @@
-"""Named source videos (DESIGN §6): the registry as data (sweeps/videos.yaml), a name or a path →
-a file, and where source videos live (the data folder).
+"""Named source videos (docs/sweeps.md, named videos): the registry as data (sweeps/videos.yaml),
+a name or a path → a file, and where source videos live (the data folder).
 
 `lmgan train`, `lmgan eval`, `lmgan fetch` and the sweep take either a registry name or any
 media file path; a name resolves to a file in the data folder ($LMGAN_DATA, else ./data), and

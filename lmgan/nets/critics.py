@@ -1,4 +1,4 @@
-"""D_I and D_V, skip-connected WGAN critics in the authors' layout (DESIGN.md §3).
+"""D_I and D_V, skip-connected WGAN critics in the authors' layout (docs/model.md).
 
 Block i (resolution r → r/2): average-pool ×2 first (D_V: time too, per ``time_factors``), then
 conv3×3 ch(r) → ch(r/2), norm, LReLU, conv3×3 ch(r/2) → ch(r/2), norm, LReLU, so both convs run

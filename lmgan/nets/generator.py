@@ -1,4 +1,4 @@
-"""G, the residual generator with the video-prediction layer before to-RGB (DESIGN.md §3).
+"""G, the residual generator with the video-prediction layer before to-RGB (docs/model.md).
 
 Per frame: z_t (Z×1×1) → format layer → 4×4 → log2(S/4) up-sampling residual blocks → S×S
 → [video prediction over the window's T frames] → 1×1 conv + tanh. Channels at resolution r:

@@ -1,4 +1,4 @@
-"""R, the motion encoder: a residual, dilated, multi-layer GRU (DESIGN.md §3).
+"""R, the motion encoder: a residual, dilated, multi-layer GRU (docs/model.md).
 
 Layer l (0-based) takes its recurrent state from d_l = dilation_base**l steps back, so with the
 defaults (3 layers, base 2, 20 fps) the layers hop 50, 100 and 200 ms. A dilated GRU is d plain
@@ -75,7 +75,7 @@ class MotionEncoder(nn.Module):
         self.dim = feat_dim + noise_dim
         self.dilations = [dilation_base**l for l in range(layers)]
         self.grus = nn.ModuleList(nn.GRU(self.dim, self.dim, batch_first=True) for _ in range(layers))
-        # "R normal init" (DESIGN.md §4): all GRU weights N(0, 0.02), biases 0.
+        # "R normal init" (docs/model.md): all GRU weights N(0, 0.02), biases 0.
         for name, p in self.grus.named_parameters():
             if "weight" in name:
                 nn.init.normal_(p, 0.0, 0.02)

@@ -1,4 +1,4 @@
-"""The video-prediction layer: ConvGRUs over a window's activations (DESIGN.md §3).
+"""The video-prediction layer: ConvGRUs over a window's activations (docs/model.md).
 
 Variants: 'dirconvgru' = four directional cells (h+, h-, v+, v-) + one centred K×K cell;
 'convgru' = the centred cell alone. Cell order everywhere (state channels, weights):

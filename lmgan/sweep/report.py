@@ -3,7 +3,9 @@
 The page holds the trials as a Table-1-style table (searched params, held-out metrics as
 mean ± std, iterations, status; best first), Optuna's parameter importances for the objective,
 a parallel-coordinate plot, the objective over iterations of every trial and the best trial's
-sample video (generated | real, with sound) and frame grid.
+section: its sample video (generated | real, with sound) scaled up with its halves labelled, and
+its metrics in two groups, "image quality" (frame and set metrics, beside the frame grid) and
+"does it listen" (sequence and probe metrics, beside the motion-over-time plot).
 
 Two steps, so that the layout can be read, changed and tested without a store:
 - `gather_page` does every MLflow query, computes the importances and charts and copies the best
@@ -37,12 +39,21 @@ from markupsafe import Markup
 
 from lmgan.atomic import replacing
 from lmgan.errors import LmganError, first_line
+from lmgan.runs import runs_root
 from lmgan.sweep import tracking
 
 STATUSES = ("finished", "stopped", "errored", "running")
 SAMPLE_RE = re.compile(r"iter_(\d+)\.(mp4|png)$")
 SWEEP_PARAMS = ("trials", "max_iters", "grace_iters", "eval_every")
 TEMPLATE = "report.html"      # in lmgan/sweep/templates/
+IMPORTANCE_MIN_TRIALS = 10    # fewer finished or stopped trials: the importances come with a warning
+VIDEO_WIDTH = 640             # CSS px the best trial's video is shown at, about (integer upscaling)
+# A metric's group in the best trial's section, by its registry kind (lmgan.metrics.REGISTRY).
+GROUPS = {"frame": "image", "set": "image", "sequence": "sync", "probe": "sync"}
+GROUP_TITLES = {"image": "image quality", "sync": "does it listen", "other": "training"}
+# What a companion of a metric (lmgan.training.artifacts.COMPANIONS) is, in the metric tables.
+COMPANION_WHAT = {"_real": "{base} of the real video itself: what the generated one can reach",
+                  "_silence": "{base} with the sound silenced instead of shifted"}
 
 
 @dataclass
@@ -112,6 +123,7 @@ class Importance:
     evaluator: str = ""
     trials: int = 0                  # the finished or stopped trials they come from
     skipped: int = 0                 # trials left out: their params are outside the space
+    warning: str = ""                # shown above them: too few trials to read them, "" if enough
 
 
 @dataclass
@@ -119,6 +131,17 @@ class Sample:
     """A best-trial sample file in the page's files folder."""
     src: str                         # relative to the page, URL-quoted
     iteration: int
+    width: int | None = None         # its size in pixels (the video: 2S x S, generated | real),
+    height: int | None = None        # None when it could not be read
+    audio: bool | None = None        # the video has a sound track; None when not known
+
+
+@dataclass
+class MetricGroup:
+    """A group of the best trial's metrics: "image quality", "does it listen" or "training"."""
+    key: str                         # "image", "sync" or "other" (GROUPS)
+    title: str
+    rows: list[tuple[str, str, str]]  # header (name, direction, objective mark), value, what it is
 
 
 @dataclass
@@ -130,7 +153,7 @@ class BestTrial:
     iters: str
     recorded: str                    # the driver's best trial when it is another one, else ""
     params: list[tuple[str, str]]    # the searched params
-    metrics: list[tuple[str, str]]   # its latest metrics, registry metrics first
+    metrics: list[MetricGroup]       # its latest metrics: image quality, does it listen, training
     samples: dict[str, Sample]       # "mp4" (video), "png" (frame grid), "motion" (plot)
     samples_note: str                # what went wrong fetching them, "" if nothing
     config: list[tuple[str, str]]    # every param it ran with
@@ -383,6 +406,57 @@ def _metric_label(name: str, objective: str) -> str:
     return name + arrow + (" (objective)" if name == objective else "")
 
 
+def _metric_base(name: str) -> tuple[str, str]:
+    """(the registry metric a logged name belongs to, its companion suffix): av_align_real is
+    av_align's "_real", sensitivity_silence sensitivity's "_silence"; ("", "") for other names."""
+    from lmgan.metrics import REGISTRY
+    from lmgan.training.artifacts import COMPANIONS
+    if name in REGISTRY:
+        return name, ""
+    for suffix in COMPANIONS:
+        if name.endswith(suffix) and name[:-len(suffix)] in REGISTRY:
+            return name[:-len(suffix)], suffix
+    return "", ""
+
+
+def _metric_group(name: str) -> str:
+    """"image" (frame and set metrics), "sync" (sequence and probe metrics, their companions too)
+    or "other" (losses, speed, anything not in the registry)."""
+    from lmgan.metrics import REGISTRY
+    base, _ = _metric_base(name)
+    return GROUPS.get(REGISTRY[base].kind, "other") if base else "other"
+
+
+def _metric_what(name: str) -> str:
+    """What a metric measures, from the registry; a companion says whose score it is."""
+    from lmgan.metrics import REGISTRY
+    from lmgan.training.artifacts import COMPANIONS
+    base, suffix = _metric_base(name)
+    if not base:
+        return ""
+    if not suffix:
+        return REGISTRY[base].what
+    return COMPANION_WHAT.get(suffix, "{base}, " + COMPANIONS[suffix]).format(base=base)
+
+
+def _metric_groups(metrics: dict[str, float], objective: str) -> list[MetricGroup]:
+    """The latest metrics in their three groups (each present, maybe empty), registry order first,
+    a companion right after its metric, a registry metric's _std folded into its mean."""
+    from lmgan.metrics import REGISTRY
+    order = list(REGISTRY)
+
+    def key(n):
+        base, suffix = _metric_base(n)
+        return (0, order.index(base), suffix, n) if base else (1, 0, "", n)
+
+    names = sorted((n for n in metrics if not (n.endswith("_std") and n[:-4] in REGISTRY)), key=key)
+    groups = {g: MetricGroup(g, GROUP_TITLES[g], []) for g in GROUP_TITLES}
+    for n in names:
+        groups[_metric_group(n)].rows.append((_metric_label(n, objective), _metric_text(metrics, n),
+                                              _metric_what(n)))
+    return list(groups.values())
+
+
 def _param_cell(s: str | None, p) -> str:
     if s is None:
         return ""
@@ -449,6 +523,29 @@ def _plotly_js(files: Path) -> None:
         tmp.write_bytes(js)
 
 
+def _video_facts(path: Path) -> dict:
+    """The video's width, height and whether it has sound, without decoding it; {} if unreadable."""
+    try:
+        import av
+        with av.open(str(path)) as container:
+            video = container.streams.video[0] if container.streams.video else None
+            return {"width": video.codec_context.width if video is not None else None,
+                    "height": video.codec_context.height if video is not None else None,
+                    "audio": bool(container.streams.audio)}
+    except Exception as e:
+        _log(f"could not read the size of {path.name} ({first_line(e, 120)})")
+        return {}
+
+
+def _shown_width(sample: Sample) -> int:
+    """CSS px to show a video at: its width times the largest whole factor that keeps it within
+    about VIDEO_WIDTH (whole factors keep `image-rendering: pixelated` crisp); VIDEO_WIDTH when
+    the size is unknown, its own width when it is already as wide."""
+    if not sample.width or sample.width <= 0:
+        return VIDEO_WIDTH
+    return sample.width * max(1, VIDEO_WIDTH // sample.width)
+
+
 def _latest_samples(paths: set[str]) -> dict[str, tuple[str, int]]:
     """{"mp4"|"png"|"motion": (artifact path, iteration)}: the latest video, with the frame grid
     and motion plot of the video's iteration when there are some (else the latest grid)."""
@@ -482,7 +579,8 @@ def _best_samples(c, trial: Trial, files: Path, tmp: Path) -> tuple[dict[str, Sa
             local = Path(c.download_artifacts(trial.run_id, path, str(tmp)))
             name = f"best_{safe}_{Path(path).name}"
             _copy(local, files / name)
-            out[kind] = Sample(f"{quote(files.name)}/{quote(name)}", it)
+            out[kind] = Sample(f"{quote(files.name)}/{quote(name)}", it,
+                               **(_video_facts(files / name) if kind == "mp4" else {}))
         except Exception as e:
             notes.append(f"{path} could not be downloaded ({first_line(e, 160)})")
     return out, "; ".join(notes)
@@ -601,9 +699,19 @@ def _importance(study, dists: dict, skipped: int, objective: str) -> Importance:
     fig = go.Figure(go.Bar(x=[imp[k] for k in order], y=order, orientation="h", marker_color="#4c78a8",
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_layout(xaxis_title=f"importance for {objective}", yaxis_title=None)
+    n = len(study.trials)
     return Importance(chart=_fig_html(fig, "importance-chart", max(220, 60 + 40 * len(order))),
                       values=[(k, f"{imp[k]:.3f}") for k in reversed(order)], evaluator=evaluator,
-                      trials=len(study.trials), skipped=skipped)
+                      trials=n, skipped=skipped, warning=_importance_warning(n))
+
+
+def _importance_warning(n: int) -> str:
+    """A plain warning when the importances rest on fewer than IMPORTANCE_MIN_TRIALS trials."""
+    if n >= IMPORTANCE_MIN_TRIALS:
+        return ""
+    return (f"Importances from {_plural(n, 'trial')} are noise-level; run more trials before reading "
+            f"them (at least {IMPORTANCE_MIN_TRIALS} finished or stopped trials with a "
+            f"value of the objective).")
 
 
 def _parallel_chart(study, objective: str) -> Markup | None:
@@ -635,19 +743,16 @@ def _history_chart(trials: list[Trial], best: Trial | None, objective: str) -> M
 
 def _best_trial(c, best: Trial | None, cols: list[str], objective: str, recorded: str | None,
                 files: Path, tmp: Path, runs_url: str | None) -> BestTrial | None:
-    """The best trial's params and latest metrics (a metric's _std folded into its mean), and its
-    samples, downloaded into `files`."""
-    from lmgan.metrics import REGISTRY
+    """The best trial's params and latest metrics in their groups, and its samples, downloaded
+    into `files`."""
     if best is None:
         return None
     _log(f"best trial {best.trial_id} ({objective} {_num(best.value)}), downloading its sample")
     samples, note = _best_samples(c, best, files, tmp)
-    names = sorted((n for n in best.metrics if not (n.endswith("_std") and n[:-4] in REGISTRY)),
-                   key=lambda n: (n not in REGISTRY, n))
     return BestTrial(_ref(best, runs_url), _num(best.value), best.status, _iters(best),
                      "" if recorded == best.trial_id else recorded or "",
                      [(k, best.params.get(k, "")) for k in cols],
-                     [(n, _metric_text(best.metrics, n)) for n in names], samples, note,
+                     _metric_groups(best.metrics, objective), samples, note,
                      sorted(best.params.items()))
 
 
@@ -662,6 +767,7 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     env.filters["plural"] = _plural
+    env.filters["shown_width"] = _shown_width
     return env
 
 
@@ -673,17 +779,22 @@ def render_page(page: SweepPage) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-def write_report(experiment: str, out: Path, tracking_uri: str, sweep: str | None = None) -> Path:
+def write_report(experiment: str, out: Path | None, tracking_uri: str, sweep: str | None = None,
+                 runs: Path | None = None) -> Path:
     """Write the HTML report of one sweep (the latest in `experiment` unless `sweep` names one)
-    to `out` and its files into `<out stem>_files/`; returns `out`."""
-    out = Path(out)
-    if out.is_dir():
+    to `out` (default `<runs>/reports/<sweep>/report.html`) and its files into
+    `<out stem>_files/`; returns the page's path."""
+    if out is not None and Path(out).is_dir():
         raise LmganError(f"--out {out}: is a directory; give a file name such as report.html")
     _check_store(tracking_uri)
     from mlflow.exceptions import MlflowException
     c = tracking.client(tracking_uri)
     try:
-        return _write(c, experiment, out, tracking_uri, sweep)
+        if out is None:      # named after the sweep, under the runs folder (git ignores it)
+            parent = _sweep_run(c, _experiment(c, experiment), sweep)
+            name = parent.data.tags.get(tracking.SWEEP) or parent.info.run_name
+            out = (runs or runs_root()) / "reports" / name / "report.html"
+        return _write(c, experiment, Path(out), tracking_uri, sweep)
     except MlflowException as e:
         raise LmganError(f"MLflow at {tracking_uri}: {first_line(e, 200)}") from None
 
@@ -699,9 +810,10 @@ def _write(c, experiment: str, out: Path, uri: str, sweep: str | None) -> Path:
 
 
 def report_main(args) -> int:
-    """`lmgan report --experiment NAME [--sweep SWEEP] [--out report.html] [--tracking-uri URI]`."""
-    uri = getattr(args, "tracking_uri", None) or tracking.default_uri(Path("runs"))
-    out = Path(getattr(args, "out", None) or "report.html")
-    path = write_report(args.experiment, out, uri, getattr(args, "sweep", None))
+    """`lmgan report --experiment NAME [--sweep SWEEP] [--out FILE] [--runs-dir DIR] [--tracking-uri URI]`."""
+    runs = runs_root(getattr(args, "runs_dir", None))
+    uri = getattr(args, "tracking_uri", None) or tracking.default_uri(runs)
+    out = getattr(args, "out", None)
+    path = write_report(args.experiment, Path(out) if out else None, uri, getattr(args, "sweep", None), runs)
     print(path)
     return 0

@@ -19,7 +19,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lmgan.errors import LmganError, OneLineParser, first_line
+from lmgan.arguments import OneLineParser
+from lmgan.config import config_notes
+from lmgan.errors import LmganError, first_line
+from lmgan.runs import runs_root
 from lmgan.sweep.plan import SweepPlan, known_sweeps, load_plan
 from lmgan.sweep.space import dump_space
 
@@ -29,12 +32,22 @@ DEFAULTS = {"trials": 20, "objective": "fvd", "max_iters": None, "grace_iters": 
             "eval_every": None, "space": None}
 
 
+DESCRIPTION = ("A hyperparameter sweep of lmgan on one video: Optuna proposes, ASHA stops weak trials "
+               "early, Ray Tune runs the trials on this machine or a cluster, and each trial is an "
+               "MLflow run with its metrics, sample videos and best checkpoint.")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """`sweeps/search.py`'s own parser (`lmgan sweep` adds the same arguments to its own)."""
+    p = OneLineParser(prog="sweeps/search.py", description=DESCRIPTION)
+    add_sweep_arguments(p)
+    return p
+
+
+def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     from lmgan.data.videos import names_for_help, sweep_default
     from lmgan.metrics import REGISTRY
 
-    p = OneLineParser(prog="sweeps/search.py", description=__doc__.split("\n\n")[0],
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", help=f"a name from sweeps/videos.yaml ({names_for_help()}) or a video file")
     p.add_argument("--space", help=f"search-space YAML (default {DEFAULT_SPACE.relative_to(REPO)}; "
                    f"the demo's: {sweep_default('space', DEFAULT_SPACE.relative_to(REPO))})")
@@ -64,13 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="lmgan preset for the fixed settings (default: the video's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a model setting for every trial, e.g. image_size=64")
-    p.add_argument("--runs-dir", default="runs", help="where sweeps and the MLflow store live")
+    p.add_argument("--runs-dir", help="where sweeps and the MLflow store live (default: $LMGAN_RUNS, "
+                   "else the repository's runs/ inside the checkout, else ./runs)")
     p.add_argument("--storage", help="Tune storage for checkpoints (default <runs-dir>/sweeps; "
                    "on a multi-node cluster a shared path or s3://bucket/prefix)")
     p.add_argument("--max-failures", type=int, default=2, help="restarts of a failed trial "
                    "from its last checkpoint")
-    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Tune's console output")
-    return p
+    p.add_argument("--verbose", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2),
+                   help="also Tune's own status tables (2: and its per-result lines)")
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -201,10 +215,10 @@ def _resources(args, nodes: list[dict], image_size: int = 128) -> tuple[float, f
 
 
 # ----------------------------------------------------------------------------- storage
-def _storage(args) -> str:
-    if args.storage:
-        return args.storage if "://" in args.storage else str(Path(args.storage).resolve())
-    return str((Path(args.runs_dir) / "sweeps").resolve())
+def _storage(option: str | None, runs: Path) -> str:
+    if option:
+        return option if "://" in option else str(Path(option).resolve())
+    return str((runs / "sweeps").resolve())
 
 
 def _check_name(name: str) -> None:
@@ -218,10 +232,11 @@ def _check_name(name: str) -> None:
 def run(args) -> int:
     if args.name is not None:
         _check_name(args.name)
-    storage = _storage(args)
+    runs = runs_root(args.runs_dir)        # one root for the store, the sweeps and the reports
+    storage = _storage(args.storage, runs)
     plan = _resumed_plan(args, storage) if args.resume else make_plan(args, storage)
     try:
-        return _run(plan, args, storage)
+        return _run(plan, args, storage, runs)
     except KeyboardInterrupt:
         if plan.name in known_sweeps(storage):
             print(f"search: interrupted; continue with --resume --name {plan.name}", file=sys.stderr)
@@ -230,16 +245,20 @@ def run(args) -> int:
         return 130
 
 
-def _run(plan: SweepPlan, args, storage: str) -> int:
+def _run(plan: SweepPlan, args, storage: str, runs: Path) -> int:
     """Check the store, decode the video, start Ray, place the trials, run them."""
     from lmgan.sweep import tracking
-    uri = plan.tracking_uri or args.tracking_uri or tracking.default_uri(Path(args.runs_dir))
+    uri = plan.tracking_uri or args.tracking_uri or tracking.default_uri(runs)
     tracking.check_reachable(uri)
     if not args.resume:
         _preflight(plan)
 
+    for note in config_notes(plan.config):
+        print(f"sweep {plan.name}: {note}", file=sys.stderr)
     import ray
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    if not args.verbose:       # Tune's tables and hints only with --verbose: SweepProgress says it
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     address = args.address or plan.address
     print(f"sweep {plan.name}: {'connecting to Ray at ' + address if address else 'starting a local Ray'}",
           file=sys.stderr)
@@ -253,7 +272,7 @@ def _run(plan: SweepPlan, args, storage: str) -> int:
                                        for k in ("cpus_per_trial", "gpus_per_trial")})
         cpus, gpus, fit = _resources(wanted, ray.nodes(), plan.config.image_size)
         plan = replace(plan, tracking_uri=uri, address=address, cpus_per_trial=cpus, gpus_per_trial=gpus)
-        plan = _start_sweep_run(plan, Path(args.runs_dir))
+        plan = _start_sweep_run(plan, runs)
         plan.save(storage)
         return _sweep(plan, args, storage, fit)
     finally:
@@ -305,6 +324,7 @@ def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from lmgan.sweep.progress import SweepProgress, trial_name
     from lmgan.sweep.snapshot import mend_missing_checkpoints
     from lmgan.sweep.space import to_tune
 
@@ -319,7 +339,7 @@ def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
         return tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=False)
     objective, mode = plan.objective, plan.mode
     run_config = tune.RunConfig(
-        name=plan.name, storage_path=storage, verbose=args.verbose,
+        name=plan.name, storage_path=storage, verbose=args.verbose, callbacks=[SweepProgress(plan)],
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=objective,
                                                 checkpoint_score_order=mode))
@@ -336,7 +356,8 @@ def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
                                                   # a finished trial's process takes the next
                                                   # one: no new process, no torch import
                                                   reuse_actors=True,
-                                                  trial_dirname_creator=lambda t: t.trial_id))
+                                                  trial_dirname_creator=lambda t: t.trial_id,
+                                                  trial_name_creator=trial_name))
 
 
 def _sweep(plan: SweepPlan, args, storage: str, fit: int) -> int:

@@ -85,9 +85,17 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     rows.sort(key=lambda row: (row[objective] is None, sign * (row[objective] or 0)))
     best = rows[0] if rows and rows[0][objective] is not None else None
     table = _markdown(rows, objective, plan.searched)
+    names, view = {}, None
+    try:     # readable, numbered trial names saying how each ended; a view of them for the UI
+        names = tracking.name_trials(c, exp, parent, {r["run_id"]: r["iter"] for r in rows if r["run_id"]})
+        view = tracking.save_sweep_view(c, exp, plan.name, objective, mode, plan.searched)
+    except Exception as e:
+        print(f"search: could not name the trial runs in MLflow ({first_line(e, 200)})", file=sys.stderr)
     try:
         c.log_text(parent, _csv(rows), "summary.csv")
         c.log_text(parent, table, "summary.md")
+        named = _markdown(rows, objective, plan.searched, names)
+        c.set_tag(parent, tracking.NOTE, f"{len(rows)} trials, best first:\n\n{named}")
         if best:
             c.set_tag(parent, "lmgan.best_trial", best["trial"])
             c.set_tag(parent, "lmgan.best_run_id", best["run_id"])
@@ -102,8 +110,10 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     print(f"\nsweep {plan.name}: {len(rows)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}) "
           f"in {wall_s / 60:.1f} min")
     if best:
-        print(f"best: {best['trial']} {objective}={best[objective]:.4g} at iteration {best['best_iter']}")
-    print(f"compare the trials: {_ui_hint(uri)}")
+        label = f" ({names[best['run_id']]})" if best["run_id"] in names else ""
+        print(f"best: {best['trial']}{label} {objective}={best[objective]:.4g} at iteration {best['best_iter']}")
+    for line in ui_lines(uri, exp, view, [r["run_id"] for r in rows if r["run_id"]]):
+        print(line)
     print(f"report: lmgan report --experiment {plan.video} --sweep {plan.name}"
           + ("" if uri == tracking.default_uri(Path("runs")) else f" --tracking-uri {uri}"))
     if interrupted:
@@ -168,10 +178,13 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _markdown(rows: list[dict], objective: str, searched: list[str]) -> str:
+def _markdown(rows: list[dict], objective: str, searched: list[str], names: dict | None = None) -> str:
+    """The summary table; with `names` (run id → run name) a first column of run names."""
     cols = ["trial", "status", "iter", objective, *searched]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    head = (["run"] if names else []) + cols
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(([names.get(r["run_id"], "—")] if names else [])
+                               + [_fmt(r[c]) for c in cols]) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -184,7 +197,16 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _ui_hint(uri: str) -> str:
+def ui_lines(uri: str, experiment_id: str, view: str | None, run_ids: list[str]) -> list[str]:
+    """The sweep's last words on MLflow: how to start its UI (a local store) and direct links to
+    the experiment (this sweep's trials, best first, when its view was saved) and to the
+    comparison of the trials (`run_ids`, best first)."""
+    base = tracking.ui_base(uri)
+    lines = [] if uri.startswith(("http://", "https://")) else [
+        f"compare the trials: mlflow ui --backend-store-uri {uri}   (serves {base}), then open"]
+    lines.append(f"  the trials:  {tracking.experiment_url(base, experiment_id, view)}")
+    if run_ids:
+        lines.append(f"  compare:     {tracking.compare_url(base, experiment_id, run_ids)}")
     if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)"
+        lines.insert(0, "compare the trials:")
+    return lines

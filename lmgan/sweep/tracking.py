@@ -3,14 +3,21 @@ per trial. Every call goes through an explicit MlflowClient and run id (no globa
 the driver and many trial processes on many nodes can log side by side.
 
 Layout (lmgan report and the tests read it):
-- experiment `lmgan-<video>`; artifacts under <runs>/mlartifacts for the embedded store.
+- experiment `lmgan-<video>`; artifacts under <runs>/mlartifacts for the embedded store; tags
+  mlflow.experimentKind=custom_model_development (a model-training experiment, not GenAI) and a
+  description (mlflow.note.content, unless one is set); at the end of each sweep a saved view of
+  its trials, mlflow.sharedViewState.<key> (see `save_sweep_view`).
 - parent run, name = sweep name, tags lmgan.role=sweep, lmgan.sweep, lmgan.video,
   lmgan.objective, lmgan.mode (min|max); params objective/trials/max_iters/grace_iters/
   eval_every/space and fixed.<key> for every fixed config value; artifact search_space.yaml.
-  At the end: tags lmgan.best_trial, lmgan.best_run_id, metric best_<objective>, artifacts
-  summary.csv and summary.md.
-- trial run, name = Tune's trial id, tags mlflow.parentRunId, lmgan.role=trial, lmgan.sweep,
-  lmgan.trial_id, lmgan.searched (comma-separated searched keys), lmgan.status, and after a
+  At the end: tags lmgan.best_trial (the best trial's Tune id), lmgan.best_run_id,
+  mlflow.note.content (the summary table, shown as the run's description), metric
+  best_<objective>, artifacts summary.csv and summary.md.
+- trial run, name = `trial_run_name`: t<NN> (the trial's number in the sweep, in the order the runs
+  were created; also tag lmgan.trial_index) and its searched values, e.g. `t03 lr_g=1.2e-4 K=7`,
+  and once the sweep has ended, how a trial that did not finish ended (`stopped@15`, `errored`,
+  `lost`); tags mlflow.parentRunId, lmgan.role=trial, lmgan.sweep, lmgan.trial_id (Tune's id),
+  lmgan.searched (comma-separated searched keys), lmgan.status, and after a
   restart lmgan.restored_from (the iteration of the checkpoint it continued from); status lost:
   a trial the resumed sweep's Tune did not know (its driver was killed); params: every
   config key; metrics per iteration (step = iteration): loss_* and it_per_s at every log,
@@ -25,11 +32,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from lmgan.errors import LmganError, first_line
 
@@ -37,11 +45,68 @@ ROLE, SWEEP, TRIAL_ID = "lmgan.role", "lmgan.sweep", "lmgan.trial_id"
 PARENT = "mlflow.parentRunId"
 STATUS, ERROR = "lmgan.status", "lmgan.error"   # a trial's own status and, if errored, why
 UNSENT = "mlflow_unsent"     # folder beside a reported checkpoint: what MLflow had not received
+INDEX, SEARCHED = "lmgan.trial_index", "lmgan.searched"
+# The tag MLflow 3 keeps an experiment's type in: model training or GenAI (its UI's experiment-type
+# selector writes it). The installed UI (3.17) decides the mode an experiment opens in from the
+# URL's workflowType parameter, else the browser's last choice (GenAI at first), not from this
+# tag, so the links the sweep prints (`experiment_url`) carry workflowType=machine_learning.
+KIND, KIND_TRAINING = "mlflow.experimentKind", "custom_model_development"
+NOTE = "mlflow.note.content"        # the description the UI shows for an experiment or a run
+VIEW_PREFIX = "mlflow.sharedViewState."   # an experiment tag: a saved view of its runs table
+UI_DEFAULT = "http://127.0.0.1:5000"      # where `mlflow ui` serves
 
 
 def end_status(status: str) -> str:
-    """The MLflow run status a trial ends with: errored → FAILED; finished, stopped → FINISHED."""
+    """The MLflow run status a trial ends with: errored → FAILED; finished, stopped → FINISHED.
+
+    An ASHA stop is the search working as meant, not a failure: MLflow's UI draws KILLED with the
+    same red icon as FAILED, so a stopped trial ends FINISHED (green) and its name says
+    `stopped@<iteration>` (`trial_run_name`). KILLED is kept for runs nobody closed: lost trials
+    (`settle_lost`) and an interrupted sweep's parent."""
     return "FAILED" if status == "errored" else "FINISHED"
+
+
+ABBREV = {"vp_kernel": "K", "rnn_layers": "L_R"}   # short names of searched keys in run names
+
+
+def _short(v) -> str:
+    """A searched value for a run name: numbers with 2 significant digits (1.2e-4, 0.5, 7)."""
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("true", "false"):
+            return "on" if low == "true" else "off"
+        try:
+            v = int(v)
+        except ValueError:
+            try:
+                v = float(v)
+            except ValueError:
+                return v
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4):
+            mant, exp = f"{v:.1e}".split("e")
+            return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+        return f"{v:.2g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(_short, v))
+    return "null" if v is None else str(v)
+
+
+def trial_run_name(index: int, values: dict, searched: list[str], status: str | None = None,
+                   iteration: int | None = None) -> str:
+    """`t03 lr_g=1.2e-4 K=7`: the trial's number in its sweep and its searched values, and how it
+    ended if not by finishing (`stopped@15`, `errored`, `lost`)."""
+    parts = [f"t{index:02d}"]
+    parts += [f"{ABBREV.get(k, k)}={_short(values[k])}" for k in searched if k in values]
+    if status == "stopped":
+        parts.append("stopped" if iteration is None else f"stopped@{iteration}")
+    elif status in ("errored", "lost"):
+        parts.append(status)
+    return " ".join(parts)[:250]
 
 
 def default_uri(runs_dir: Path) -> str:
@@ -102,21 +167,41 @@ def wait_reachable(uri: str, wait_s: float) -> None:
             time.sleep(5.0)
 
 
+def _description(video: str) -> str:
+    return (f"lmgan sweeps on `{video}`. Each sweep is a parent run (tag lmgan.role=sweep; its "
+            f"description is the summary table, best first); its trials are the nested runs, named "
+            f"`t<NN> <searched values>` (`stopped@<iteration>`: stopped early by ASHA; `errored`: "
+            f"failed, reason in tag lmgan.error). Each sweep prints links to a view of its trials "
+            f"and to their comparison; `lmgan report --experiment {video}` writes the full report.")
+
+
 def ensure_experiment(uri: str, video: str, artifact_root: Path | None) -> str:
-    """The video's experiment id, created on first use (artifacts beside a local store)."""
+    """The video's experiment id, created on first use (artifacts beside a local store), marked
+    a model-training experiment (also when it already existed)."""
     c = client(uri)
     name = experiment_name(video)
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    location = (Path(artifact_root).resolve() / name).as_uri() if artifact_root else None
-    try:
-        return c.create_experiment(name, artifact_location=location)
-    except Exception:  # another process created it between the lookup and here
-        exp = c.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        location = (Path(artifact_root).resolve() / name).as_uri() if artifact_root else None
+        try:
+            eid = c.create_experiment(name, artifact_location=location,
+                                      tags={KIND: KIND_TRAINING, NOTE: _description(video)})
+            return eid
+        except Exception:  # another process created it between the lookup and here
+            exp = c.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    mark_experiment(c, exp.experiment_id, video)
+    return exp.experiment_id
+
+
+def mark_experiment(c, experiment_id: str, video: str | None = None) -> None:
+    """A model-training experiment with a description (one a person wrote is kept)."""
+    tags = c.get_experiment(experiment_id).tags
+    if tags.get(KIND) != KIND_TRAINING:
+        c.set_experiment_tag(experiment_id, KIND, KIND_TRAINING)
+    if video and not tags.get(NOTE):
+        c.set_experiment_tag(experiment_id, NOTE, _description(video))
 
 
 def find_run(c, experiment_id: str, **tags: str):
@@ -131,6 +216,7 @@ def start_sweep_run(uri: str, experiment_id: str, sweep: str, tags: dict, params
                     files: dict[str, str]) -> str:
     """Create the sweep's parent run, or return the existing one (resume)."""
     c = client(uri)
+    mark_experiment(c, experiment_id, tags.get("lmgan.video"))    # also an existing experiment
     run = find_run(c, experiment_id, **{ROLE: "sweep", SWEEP: sweep})
     if run is not None:
         c.update_run(run.info.run_id, status="RUNNING")
@@ -167,13 +253,18 @@ class TrialRun:
     """
 
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, sweep: str,
-                 trial_id: str, params: dict, searched: list[str]):
+                 trial_id: str, params: dict, searched: list[str], index: int | None = None):
         self.c = client(uri)
         run = find_run(self.c, experiment_id, **{PARENT: parent_run_id, TRIAL_ID: trial_id})
         if run is None:
-            run = self.c.create_run(experiment_id, run_name=trial_id, tags={
+            # Tune's trial ids are hashes: the trial's number is Tune's (`index`, as the driver's
+            # progress lines name it), else the order its run is created in (trials starting at
+            # the same moment may share one; the sweep's end renumbers).
+            index = index or len(trial_runs(self.c, experiment_id, parent_run_id)) + 1
+            name = trial_run_name(index, params, searched)
+            run = self.c.create_run(experiment_id, run_name=name, tags={
                 PARENT: parent_run_id, ROLE: "trial", SWEEP: sweep, TRIAL_ID: trial_id,
-                "lmgan.searched": ",".join(searched), STATUS: "running"})
+                SEARCHED: ",".join(searched), INDEX: str(index), STATUS: "running"})
             log_params(self.c, run.info.run_id, params)
             self.resumed = False
         else:
@@ -301,6 +392,88 @@ def settle_lost(c, experiment_id: str, parent_run_id: str, known: set[str]) -> l
         c.set_tag(r.info.run_id, STATUS, "lost")
         c.set_terminated(r.info.run_id, "KILLED")
     return [r.data.tags.get(TRIAL_ID, r.info.run_id) for r in lost]
+
+
+def trial_runs(c, experiment_id: str, parent_run_id: str) -> list:
+    """The sweep's trial runs in the order they were created."""
+    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{ROLE}` = 'trial'"
+    runs, token = [], None
+    while True:
+        page = c.search_runs([experiment_id], filter_string=flt, max_results=1000,
+                             order_by=["attributes.start_time ASC"], page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            break
+    return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+
+
+def name_trials(c, experiment_id: str, parent_run_id: str, iterations: dict | None = None) -> dict:
+    """Number the sweep's trial runs (their lmgan.trial_index when those are unique, else 1, 2,
+    ... in the order they were created) and name each `trial_run_name`, with how it ended (its
+    lmgan.status tag; `iterations`: run id → the iteration a stopped trial reached). Only runs
+    whose name changes are touched. Returns run id → name."""
+    names = {}
+    runs = trial_runs(c, experiment_id, parent_run_id)
+    given = [r.data.tags.get(INDEX) for r in runs]
+    keep = all(given) and len(set(given)) == len(given)      # Tune's numbers, unique: kept
+    for i, r in enumerate(runs, 1):
+        tags = r.data.tags
+        i = int(tags[INDEX]) if keep else i
+        searched = [k for k in tags.get(SEARCHED, "").split(",") if k]
+        name = trial_run_name(i, r.data.params, searched, tags.get(STATUS),
+                              (iterations or {}).get(r.info.run_id))
+        if name != r.info.run_name:
+            c.update_run(r.info.run_id, name=name)         # keeps its status and end time
+        if tags.get(INDEX) != str(i):
+            c.set_tag(r.info.run_id, INDEX, str(i))
+        names[r.info.run_id] = name
+    return names
+
+
+def save_sweep_view(c, experiment_id: str, sweep: str, objective: str, mode: str,
+                    searched: list[str]) -> str:
+    """Save a view of the sweep's runs table as the experiment tag mlflow.sharedViewState.<key>
+    (what the UI's *Share* button writes; `ui_links` opens it): this sweep's trials only, as
+    rows of their own (not collapsed under the parent), best objective first, with columns
+    best_<objective>, <objective>, the searched values, lmgan.status. Returns the key."""
+    def col(kind, key):
+        return f"{kind}.`{key}`"
+    state = {
+        "searchFilter": f"tags.`{SWEEP}` = '{sweep}' and tags.`{ROLE}` = 'trial'",
+        "orderByKey": col("metrics", f"best_{objective}"),
+        "orderByAsc": mode != "max",
+        "selectedColumns": [col("metrics", f"best_{objective}"), col("metrics", objective),
+                            *(col("params", k) for k in searched), col("tags", STATUS)],
+    }
+    key = view_key(sweep)
+    c.set_experiment_tag(experiment_id, VIEW_PREFIX + key, json.dumps(state))
+    return key
+
+
+def view_key(sweep: str) -> str:
+    """The name of a sweep's saved runs-table view (save_sweep_view)."""
+    return "lmgan-" + re.sub(r"[^A-Za-z0-9_.-]", "_", sweep)
+
+
+def ui_base(uri: str) -> str:
+    """Where the MLflow UI for this store is: the tracking server itself, else `mlflow ui`'s."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_DEFAULT
+
+
+def experiment_url(base: str, experiment_id: str, view: str | None = None) -> str:
+    """The experiment's runs table in the model-training mode (workflowType=machine_learning:
+    what MLflow 3's UI opens an experiment in), with a saved view if given."""
+    q = f"viewStateShareKey={quote(view, safe='')}&" if view else ""
+    return f"{base}/#/experiments/{experiment_id}/runs?{q}workflowType=machine_learning"
+
+
+def compare_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
+    """MLflow's compare-runs page (route /compare-runs?runs=[...]&experiments=[...], JSON lists,
+    percent-encoded so that terminals keep the link whole; the UI decodes them)."""
+    runs = quote(json.dumps(list(run_ids), separators=(",", ":")), safe="")
+    exps = quote(json.dumps([str(experiment_id)]), safe="")
+    return f"{base}/#/compare-runs?runs={runs}&experiments={exps}"
 
 
 def send_unsent(c, run_id: str, folder: Path) -> int:

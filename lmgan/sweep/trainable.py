@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import time
 from contextlib import contextmanager
@@ -81,6 +82,8 @@ class TuneEvents(TrainingEvents):
         # measured here, the rest of Trainer.run is lmgan's training and evaluation.
         self.times = {"setup": setup_s, "mlflow": 0.0, "tune": 0.0, "telemetry": 0.0}
         self.t_run = time.perf_counter()
+        if self.last_eval:       # a restored trial shows its latest evaluation from the start
+            gauges.on_eval(self.last_eval)
 
     @contextmanager
     def _timed(self, what: str):
@@ -153,11 +156,12 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     # of back-off): calls fail fast, TrialRun keeps what failed and sends it at the next report.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    number = re.fullmatch(r"t(\d+)", ctx.get_trial_name() or "")    # the driver's trial_name
     tracker = TrialRun(spec.tracking_uri, spec.experiment_id, spec.parent_run_id, spec.sweep,
-                       trial_id, cfg.to_dict(), spec.searched)
+                       trial_id, cfg.to_dict(), spec.searched, index=int(number.group(1)) if number else None)
     tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
     tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
-    trainer = None
+    trainer = gauges = None
     try:     # building the networks is where a too-big configuration usually runs out of memory
         restore = None
         if (restored := tune.get_checkpoint()) is not None:
@@ -169,7 +173,8 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
         tracker.artifact(run_dir / "config.yaml")
         if restore is not None:
             tracker.tag("lmgan.restored_from", str(trainer.iteration))   # a restart continues there
-        trainer.callbacks.append(TuneEvents(tracker, TrialGauges(spec.sweep, trial_id), run_dir, cfg.iters,
+        gauges = TrialGauges(spec.sweep, trial_id)     # re-sends its values until closed
+        trainer.callbacks.append(TuneEvents(tracker, gauges, run_dir, cfg.iters,
                                             setup_s=time.perf_counter() - t_start,
                                             last_eval=last_eval(trainer.history)))
         if trainer.iteration >= cfg.iters:   # restored at its end (from a snapshot older than its
@@ -182,6 +187,9 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     except BaseException as e:
         tracker.fail(_reason(e), cfg.to_dict(), run_dir)
         raise
+    finally:
+        if gauges is not None:
+            gauges.close()
     tracker.finish("finished")
 
 

@@ -1,5 +1,5 @@
-"""One-shot training (DESIGN §4): WGAN-GP with image and video critics, perceptual loss, TTUR Adam,
-truncated back-propagation through consecutive windows.
+"""One-shot training (docs/model.md): WGAN-GP with image and video critics, perceptual loss,
+TTUR Adam, truncated back-propagation through consecutive windows.
 
 The loop knows nothing of Ray or MLflow: it tells its listeners (training/events.py) when it
 logged, evaluated, sampled and checkpointed, and adapters turn those into Tune reports or tracked

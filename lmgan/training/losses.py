@@ -41,7 +41,7 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, negatives: list[torch.Ten
 
 
 # torchvision's vgg16().features[:9] ends at relu2_2: the one layer of Johnson et al.'s content
-# (feature reconstruction) loss, as the authors use it (weight 10, DESIGN §4).
+# (feature reconstruction) loss, as the authors use it (weight 10, docs/model.md).
 RELU2_2 = 8
 
 

@@ -1,0 +1,120 @@
+"""What the sweep driver prints while trials run: one line per trial evaluation and one line for
+the sweep, instead of Ray Tune's status tables (those come back with --verbose).
+
+    t02 4b1d41f9  iter  300/1000  0.93 it/s  motion_corr 0.104 (its best 0.104; sweep 0.212)  ~13 min left
+    sweep demo-...: 1 finished, 1 stopped, 1 running, 1 to start of 4; 9.8 min elapsed, ≤ 31 min left
+
+A trial ASHA stops is said to be stopped, at which rung; an errored one, with its reason. The
+sweep's estimate assumes no further stops, so it is an upper bound.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ray.tune import Callback
+
+from lmgan.errors import first_line
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5940 else f"{seconds / 3600:.1f} h"
+
+
+def trial_name(trial) -> str:
+    """t01, t02, ... in the order Tune created the trials (its experiment tag starts with that
+    number): the name the progress lines, the trial's process and its MLflow run share."""
+    return f"t{int(str(trial.experiment_tag).split('_')[0] or 0):02d}"
+
+
+def asha_rungs(grace: int, max_iters: int, reduction_factor: int = 3) -> list[int]:
+    """The iterations at which ASHA compares trials: grace × rf^k up to max_iters."""
+    rungs, at = [], grace
+    while at <= max_iters:
+        rungs.append(at)
+        at *= reduction_factor
+    return rungs
+
+
+class SweepProgress(Callback):
+    def __init__(self, plan, out=None):
+        self.plan, self.out = plan, out          # None: stderr (looked up when printing: picklable)
+        self.higher = plan.mode == "max"
+        self.names: dict[str, str] = {}          # trial id → t01, t02, ... (trial_name)
+        self.best: dict[str, float] = {}         # trial id → its best objective so far
+        self.reached: dict[str, int] = {}        # trial id → iterations reported
+        self.ended: dict[str, str] = {}          # trial id → finished | stopped | errored
+        self.t0 = time.time()
+
+    # ----------------------------------------------------------------------------- Tune's hooks
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.names[trial.trial_id] = trial_name(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        tid, obj = trial.trial_id, self.plan.objective
+        self.names.setdefault(tid, trial_name(trial))
+        it = int(result.get("iter", 0))
+        self.reached[tid] = it
+        value, rate = result.get(obj), result.get("it_per_s") or 0.0
+        if value is not None and (tid not in self.best or self._better(value, self.best[tid])):
+            self.best[tid] = value
+        left = f"  ~{_minutes((self.plan.max_iters - it) / rate)} left" if rate > 0 and it < self.plan.max_iters else ""
+        score = (f"{obj} {value:.3g} (its best {self.best[tid]:.3g}; sweep {self._sweep_best():.3g})"
+                 if value is not None else f"{obj} —")
+        self._say(f"{self._name(tid)}  iter {it:>{len(str(self.plan.max_iters))}}/{self.plan.max_iters}  "
+                  f"{rate:.2f} it/s  {score}{left}")
+        self._say(self.sweep_line(trials))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        tid = trial.trial_id
+        it = int((trial.last_result or {}).get("iter", self.reached.get(tid, 0)))
+        best = f"; best {self.plan.objective} {self.best[tid]:.3g}" if tid in self.best else ""
+        if it >= self.plan.max_iters:
+            self.ended[tid] = "finished"
+            self._say(f"{self._name(tid)} finished at iteration {it}{best}")
+        else:
+            rung = max((r for r in asha_rungs(self.plan.grace_iters, self.plan.max_iters) if r <= it), default=it)
+            self.ended[tid] = "stopped"
+            self._say(f"{self._name(tid)} stopped by ASHA at the {rung}-iteration rung "
+                      f"(below the rung's best third){best}")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended[trial.trial_id] = "errored"
+        why = ""
+        path = getattr(trial, "error_file", None)
+        if path:
+            try:
+                lines = [ln for ln in open(path).read().strip().splitlines() if ln.strip()]
+                why = f": {first_line(Exception(lines[-1]), 200)}" if lines else ""
+            except OSError:
+                pass
+        self._say(f"{self._name(trial.trial_id)} errored{why} (its MLflow run has the reason)")
+
+    # ----------------------------------------------------------------------------- the lines
+    def sweep_line(self, trials) -> str:
+        counts = {s: sum(v == s for v in self.ended.values()) for s in ("finished", "stopped", "errored")}
+        running = len(self.names) - len(self.ended)
+        waiting = max(self.plan.trials - len(self.names), 0)
+        parts = [f"{n} {s}" for s, n in counts.items() if n] + [f"{running} running"]
+        if waiting:
+            parts.append(f"{waiting} to start")
+        elapsed = time.time() - self.t0
+        done = sum(self.reached.values())
+        remaining = sum(self.plan.max_iters - self.reached.get(t, 0) for t in self.names if t not in self.ended)
+        remaining += waiting * self.plan.max_iters
+        eta = f", ≤ {_minutes(remaining * elapsed / done)} left" if done else ""
+        return f"sweep {self.plan.name}: {', '.join(parts)} of {self.plan.trials}; {_minutes(elapsed)} elapsed{eta}"
+
+    def _sweep_best(self) -> float:
+        values = list(self.best.values())
+        return max(values) if self.higher else min(values)
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.higher else a < b
+
+    def _name(self, tid: str) -> str:
+        return f"{self.names.get(tid, 't??')} {tid}"
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out or sys.stderr, flush=True)
