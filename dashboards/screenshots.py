@@ -31,10 +31,11 @@ def find_browser() -> str | None:
     return next((found for name in BROWSERS if (found := shutil.which(name))), None)
 
 
-def capture(browser: str, url: str, out: Path, name: str, wait_ms: int = 15000) -> tuple[Path, Path]:
-    """`out/name.png` and `out/name.html` of `url` once its scripts had `wait_ms` to run."""
+def capture(browser: str, url: str, out: Path, name: str, wait_ms: int = 15000,
+            height: int = 1000) -> tuple[Path, Path]:
+    """`out/name.png` (1600 px wide) and `out/name.html` of `url` once its scripts had `wait_ms`."""
     base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            "--window-size=1600,1000", f"--virtual-time-budget={wait_ms}", f"--user-data-dir={out / '.chromium'}"]
+            f"--window-size=1600,{height}", f"--virtual-time-budget={wait_ms}", f"--user-data-dir={out / '.chromium'}"]
     png, html = out / f"{name}.png", out / f"{name}.html"
     subprocess.run([*base, f"--screenshot={png}", url], capture_output=True, timeout=180, check=True)
     dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=180, check=True)
@@ -86,7 +87,7 @@ def take(experiment: str, sweep: str | None, runs: Path, out: Path, browser: str
                          out, "mlflow-runs"),
                  capture(browser, tracking.compare_url(base, exp.experiment_id, [t.info.run_id for t in trials]),
                          out, "mlflow-compare"),
-                 capture(browser, page.resolve().as_uri(), out, "report", wait_ms=5000)]
+                 capture(browser, page.resolve().as_uri(), out, "report", wait_ms=5000, height=3200)]
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

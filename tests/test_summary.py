@@ -82,4 +82,4 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
     assert tracking.VIEW_PREFIX + "lmgan-sw" in c.get_experiment(eid).tags
     ids = [trials[t].info.run_id for t in ("bbbb0002", "aaaa0001", "cccc0003")]     # best first
     assert unquote(links[1]) == (f"http://127.0.0.1:5000/#/compare-runs?runs=[{','.join(map(repr, ids))}]"
-                                 f"&experiments=['{eid}']").replace("'", '"')
+                                 f"&experiments=['{eid}']&workflowType=machine_learning").replace("'", '"')

@@ -191,4 +191,4 @@ def test_the_sweep_view_and_links(tmp_path):
         f"http://127.0.0.1:5000/#/experiments/{eid}/runs?viewStateShareKey={key}&workflowType=machine_learning")
     url = tracking.compare_url(base, eid, ["r1", "r2"])
     assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=%5B%22r1%22")
-    assert unquote(url).endswith(f'/#/compare-runs?runs=["r1","r2"]&experiments=["{eid}"]')
+    assert unquote(url).endswith(f'/#/compare-runs?runs=["r1","r2"]&experiments=["{eid}"]&workflowType=machine_learning')

@@ -473,7 +473,7 @@ def compare_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
     percent-encoded so that terminals keep the link whole; the UI decodes them)."""
     runs = quote(json.dumps(list(run_ids), separators=(",", ":")), safe="")
     exps = quote(json.dumps([str(experiment_id)]), safe="")
-    return f"{base}/#/compare-runs?runs={runs}&experiments={exps}"
+    return f"{base}/#/compare-runs?runs={runs}&experiments={exps}&workflowType=machine_learning"
 
 
 def send_unsent(c, run_id: str, folder: Path) -> int:
