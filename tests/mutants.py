@@ -126,6 +126,13 @@ MUTATIONS = [
       "tests/test_plan.py"),
     m("snapshot-not-mended", "lmgan/sweep/snapshot.py", "if present and present[-1] > name:", "if False:",
       "tests/test_snapshot.py"),
+    # The preset's own values as the first trial, and the gain over it.
+    m("baseline-not-proposed", "lmgan/sweep/search.py",
+      "points_to_evaluate=[plan.baseline] if plan.baseline else None", "points_to_evaluate=None",
+      "tests/test_sweep.py", "-k", "two_node", slow=True),
+    m("baseline-gain-unsigned", "lmgan/sweep/summary.py",
+      'gain = (best[objective] - base[objective]) * (1 if mode == "max" else -1)',
+      "gain = best[objective] - base[objective]", "tests/test_summary.py"),
 ]
 
 

@@ -452,3 +452,23 @@ def test_run_links_carry_no_credentials():
     assert _runs_url("https://ann:s3cret@mlflow.lab:5000/", exp) == "https://mlflow.lab:5000/#/experiments/7/runs/"
     assert _redact("https://ann:s3cret@mlflow.lab:5000") == "https://ann:***@mlflow.lab:5000"
     assert _runs_url("sqlite:///runs/mlflow.db", exp) is None
+
+
+def test_the_baseline_trial_is_marked_and_the_gain_over_it_stated():
+    """The sweep's first trial runs the preset's own values: its row says so, and the head says
+    how far the best trial beat it (in the objective's direction)."""
+    from lmgan.sweep.report import Trial, _versus
+    base = Trial("r1", "aaaa", "finished", {}, {}, 20, 0.2, baseline=True)
+    best = Trial("r2", "bbbb", "finished", {}, {}, 20, 0.45)
+    assert _versus(base, best, "motion_corr", "max") == \
+        "baseline aaaa (the preset's own values): motion_corr 0.2; the best trial beat it by 0.25"
+    assert _versus(base, base, "motion_corr", "max").endswith("; no trial beat it")
+    assert _versus(Trial("r1", "a", "finished", {}, {}, 20, 90.0), Trial("r2", "b", "finished", {}, {}, 20, 60.0),
+                   "fvd", "min").endswith("beat it by 30")
+    assert _versus(None, best, "motion_corr", "max") == ""
+    page = _page()
+    page.head.versus = f"baseline {EVIL}"
+    page.table.rows[1].baseline = True
+    html = render_page(page)
+    assert '<p class="meta" id="versus">baseline &lt;script&gt;' in html
+    assert html.count('<span class="badge base"') == 1

@@ -51,7 +51,7 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
     searched = ["lr_g", "vp_kernel"]
     plan = SimpleNamespace(name="sw", video="clip", objective="motion_corr", mode="max", trials=3,
                            max_iters=20, tracking_uri=uri, experiment_id=eid, parent_run_id=parent,
-                           searched=searched)
+                           searched=searched, baseline={"lr_g": 1e-4, "vp_kernel": 3})   # aaaa0001's values
     results = _Results()
     for tid, lr, k, peak, reached, error in [("aaaa0001", 1e-4, 3, 0.2, 20, None),
                                              ("bbbb0002", 2e-4, 5, 0.4, 10, None),
@@ -75,6 +75,9 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
     assert run.data.tags["lmgan.best_run_id"] == trials["bbbb0002"].info.run_id
     assert "| t02 lr_g=2e-4 K=5 stopped@10 | bbbb0002 | stopped |" in run.data.tags[tracking.NOTE]
     assert "best: bbbb0002 (t02 lr_g=2e-4 K=5 stopped@10) motion_corr=0.4" in out
+    # The preset's own values ran as a trial: how far the best beat it is said and recorded.
+    assert "baseline: aaaa0001 (the preset's own values) motion_corr=0.2; the best beat it by 0.2" in out
+    assert run.data.tags["lmgan.baseline_trial"] == "aaaa0001" and run.data.metrics["baseline_motion_corr"] == 0.2
     assert f"mlflow ui --backend-store-uri {uri}" in out
     links = [w for w in out.split() if w.startswith("http://127.0.0.1:5000/#/")]
     assert links[0] == (f"http://127.0.0.1:5000/#/experiments/{eid}/runs?viewStateShareKey=lmgan-sw"
@@ -83,3 +86,11 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
     ids = [trials[t].info.run_id for t in ("bbbb0002", "aaaa0001", "cccc0003")]     # best first
     assert unquote(links[1]) == (f"http://127.0.0.1:5000/#/compare-runs?runs=[{','.join(map(repr, ids))}]"
                                  f"&experiments=['{eid}']&workflowType=machine_learning").replace("'", '"')
+
+
+def test_the_gain_over_the_baseline_follows_the_objectives_direction():
+    from lmgan.sweep.summary import baseline_line
+    base, best = {"trial": "a", "fvd": 90.0, "status": "finished"}, {"trial": "b", "fvd": 60.0}
+    assert baseline_line(base, best, "fvd", "min").endswith("fvd=90; the best beat it by 30")
+    assert baseline_line(base, base, "fvd", "min").endswith("nothing the sweep found beat it")
+    assert baseline_line({**base, "fvd": None, "status": "errored"}, best, "fvd", "min").endswith("has no fvd (errored)")

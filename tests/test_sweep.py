@@ -71,6 +71,12 @@ def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     c, parent, trials = check_sweep(uri, "lmgan-clip6s", "two-node", 3)
     assert len({t.data.tags["lmgan.node_id"] for t in trials}) == 2, "trials did not use both nodes"
     assert sorted(t.info.run_name.split()[0] for t in trials) == ["t01", "t02", "t03"]   # Tune's numbers
+    # The first trial ran the tiny preset's own values of the searched keys (the baseline).
+    base = [t for t in trials if t.data.tags.get("lmgan.baseline") == "true"]
+    assert len(base) == 1 and base[0].info.run_name.startswith("t01 "), [t.info.run_name for t in trials]
+    assert {k: float(base[0].data.params[k]) for k in ("lr_g", "lr_d", "rnn_layers", "vp_kernel")} == \
+        {"lr_g": 1e-4, "lr_d": 4e-4, "rnn_layers": 2, "vp_kernel": 3}
+    assert "baseline: " in r.stdout and parent.data.tags["lmgan.baseline_trial"] == base[0].data.tags["lmgan.trial_id"]
     assert re.search(r"^t0[123] \S+  iter 10/10 ", r.stderr, re.M), r.stderr[-2000:]       # progress lines
     assert parent.data.tags["lmgan.objective"] == "motion_corr"          # a sync metric as the objective
     for t in trials:

@@ -373,3 +373,22 @@ def test_help_texts_list_what_the_registries_hold(tmp_path, monkeypatch):
     assert all(m in evaluate and m in sweep for m in REGISTRY)
     registry(tmp_path, monkeypatch, "videos: [not, a, mapping]\n")
     assert "demo" in build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+
+
+def test_the_sweep_plans_the_presets_own_values_as_its_first_trial(data, sized, capsys, tmp_path):
+    """Unless --no-baseline, the plan carries the preset's values of the searched keys (the
+    paper's, for paper-128), which Optuna proposes first; one outside the space is still run."""
+    from lmgan.sweep import search
+
+    place(data, "quintet", sized(1280, 720))
+
+    def plan(*extra):
+        args = search.build_parser().parse_args(["--video", "quintet", *extra])
+        return search.make_plan(args, str(tmp_path / "sweeps"))
+
+    assert plan().baseline == {"lr_d": 4e-4, "lr_g": 1e-4, "rnn_layers": 3, "vp_kernel": 3}
+    assert plan("--no-baseline").baseline is None
+    capsys.readouterr()
+    assert plan("--set", "lr_g=5e-6").baseline["lr_g"] == 5e-6
+    assert "the baseline's lr_g=5e-06 is outside the search space (loguniform[1e-05, 0.001]); it is run anyway" \
+        in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +39,7 @@ class SweepPlan:
     space_file: str
     config: Config                # every trial's config before its searched values
     seed: int
+    baseline: dict | None = None  # the preset's own values of the searched keys: the first trial
     # Decided when the sweep starts (dataclasses.replace), kept for --resume.
     tracking_uri: str | None = None
     experiment_id: str | None = None
@@ -89,6 +91,12 @@ class SweepPlan:
         folder = Path(storage) / self.name
         folder.mkdir(parents=True, exist_ok=True)
         atomic.write_text(folder / STATE, self.to_json())
+
+
+def is_baseline(searched: dict, baseline: dict | None) -> bool:
+    """Whether a trial's searched values are the sweep's baseline (the preset's own)."""
+    return bool(baseline) and all(k in searched and (searched[k] == v or (
+        isinstance(v, float) and math.isclose(searched[k], v, rel_tol=1e-9))) for k, v in baseline.items())
 
 
 def known_sweeps(storage: str) -> list[str]:

@@ -16,6 +16,7 @@ import time
 from ray.tune import Callback
 
 from lmgan.errors import first_line
+from lmgan.sweep.plan import is_baseline
 
 
 def _minutes(seconds: float) -> str:
@@ -49,11 +50,11 @@ class SweepProgress(Callback):
 
     # ----------------------------------------------------------------------------- Tune's hooks
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.names[trial.trial_id] = trial_name(trial)
+        self.names[trial.trial_id] = self._named(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tid, obj = trial.trial_id, self.plan.objective
-        self.names.setdefault(tid, trial_name(trial))
+        self.names.setdefault(tid, self._named(trial))
         it = int(result.get("iter", 0))
         self.reached[tid] = it
         value, rate = result.get(obj), result.get("it_per_s") or 0.0
@@ -112,6 +113,10 @@ class SweepProgress(Callback):
 
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.higher else a < b
+
+    def _named(self, trial) -> str:
+        baseline = is_baseline(getattr(trial, "config", None) or {}, self.plan.baseline)
+        return trial_name(trial) + (" (baseline)" if baseline else "")
 
     def _name(self, tid: str) -> str:
         return f"{self.names.get(tid, 't??')} {tid}"

@@ -67,6 +67,7 @@ class Trial:
     value: float | None              # the objective's latest value
     history: list[tuple[int, float]] = field(default_factory=list)
     searched: list[str] = field(default_factory=list)   # its lmgan.searched tag
+    baseline: bool = False           # it ran the preset's own values (the sweep's first trial)
 
 
 # --------------------------------------------------------------------------- what the page shows
@@ -94,6 +95,7 @@ class Head:
     started: str
     written: str
     tracking: str                    # the store's URI, its password redacted
+    versus: str = ""                 # how the best trial did against the baseline trial
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Row:
     cells: list[str]                 # its searched params, then its metrics (Table.metrics' order)
     iters: str
     status: str
+    baseline: bool = False
 
 
 @dataclass
@@ -271,7 +274,8 @@ def _trials(c, exp, parent, objective: str) -> list[Trial]:
         out.append(Trial(r.info.run_id, r.data.tags.get(tracking.TRIAL_ID) or r.info.run_name or r.info.run_id,
                          r.data.tags.get(tracking.STATUS, "unknown"), dict(r.data.params), metrics,
                          iters, value if _finite(value) else None, history,
-                         [k for k in r.data.tags.get("lmgan.searched", "").split(",") if k]))
+                         [k for k in r.data.tags.get("lmgan.searched", "").split(",") if k],
+                         r.data.tags.get("lmgan.baseline") == "true"))
     return out
 
 
@@ -606,6 +610,7 @@ def gather_page(c, experiment: str, uri: str, sweep: str | None, files: Path) ->
              f"objective {objective} ({mode})")
         space = _space(c, parent, tmp)
         trials, best = _ranked(trials, mode == "max")
+        head.versus = _versus(next((t for t in trials if t.baseline), None), best, objective, mode)
         cols = _columns(space, trials)
         _log("computing parameter importances")
         dists = _distributions(space, trials, cols)
@@ -618,6 +623,17 @@ def gather_page(c, experiment: str, uri: str, sweep: str | None, files: Path) ->
             history=_history_chart(trials, best, objective),
             best=_best_trial(c, best, cols, objective, parent.data.tags.get("lmgan.best_trial"),
                              files, tmp, runs_url))
+
+
+def _versus(base: Trial | None, best: Trial | None, objective: str, mode: str) -> str:
+    """The baseline trial (the preset's own values) against the best: what the search gained."""
+    if base is None or base.value is None:
+        return ""
+    head = f"baseline {base.trial_id} (the preset's own values): {objective} {_num(base.value)}"
+    if best is None or best is base:
+        return f"{head}; no trial beat it"
+    gain = (best.value - base.value) * (1 if mode == "max" else -1)
+    return f"{head}; the best trial beat it by {_num(gain)}"
 
 
 def _objective(parent) -> tuple[str, str]:
@@ -683,7 +699,8 @@ def _table(trials: list[Trial], cols: list[str], space, objective: str, best: Tr
     params = [(k, space[k].describe() if space and k in space else "") for k in cols]
     rows = [Row(_ref(t, runs_url), t is best,
                 [_param_cell(t.params.get(k), space.get(k) if space else None) for k in cols]
-                + [_metric_text(t.metrics, n) for n in metrics], _iters(t), t.status) for t in trials]
+                + [_metric_text(t.metrics, n) for n in metrics], _iters(t), t.status, t.baseline)
+            for t in trials]
     return Table(params, labels, rows)
 
 

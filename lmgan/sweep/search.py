@@ -75,6 +75,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the sweep --name after the "
                    "driver was stopped or killed")
     p.add_argument("--preset", help="lmgan preset for the fixed settings (default: the video's)")
+    p.add_argument("--no-baseline", action="store_true", help="do not run the preset's own values of the "
+                   "searched keys as the first trial (the paper's, for the paper presets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a model setting for every trial, e.g. image_size=64")
     p.add_argument("--runs-dir", help="where sweeps and the MLflow store live (default: $LMGAN_RUNS, "
@@ -126,11 +128,16 @@ def make_plan(args, storage: str) -> SweepPlan:
     if name in known_sweeps(storage):
         raise LmganError(f"sweep {name!r} exists in {storage}; continue it with --resume "
                          f"--name {name} or choose another --name")
+    space = spaces.load_space(space_path, config)
+    baseline = None if args.no_baseline else {k: getattr(config, k) for k in sorted(space)}
+    for key, value in (baseline or {}).items():
+        if not space[key].contains(value):
+            print(f"note: the baseline's {key}={value} is outside the search space ({space[key].describe()}); "
+                  "it is run anyway", file=sys.stderr)
     return SweepPlan(name=name, video=video.name, source=str(video.path), objective=objective.name,
                      mode="max" if objective.higher_is_better else "min", trials=opts["trials"],
-                     max_iters=max_iters, grace_iters=grace, eval_every=eval_every,
-                     space=spaces.load_space(space_path, config), space_file=str(space_path),
-                     config=config, seed=args.seed)
+                     max_iters=max_iters, grace_iters=grace, eval_every=eval_every, space=space,
+                     space_file=str(space_path), config=config, seed=args.seed, baseline=baseline)
 
 
 def _resumed_plan(args, storage: str) -> SweepPlan:
@@ -140,7 +147,7 @@ def _resumed_plan(args, storage: str) -> SweepPlan:
     plan = load_plan(storage, args.name)
     extra = [k for k in ("video", "space", "trials", "objective", "max_iters", "grace_iters",
                          "eval_every", "preset") if getattr(args, k, None) is not None] + (
-        ["set"] if args.set else [])
+        ["set"] if args.set else []) + (["no_baseline"] if args.no_baseline else [])
     if extra:
         raise LmganError(f"--resume continues the sweep as it was planned; drop --{extra[0].replace('_', '-')}")
     return plan
@@ -312,7 +319,8 @@ def _trainable(plan: SweepPlan):
                      source_sha=hashlib.sha256(video_bytes).hexdigest(), fixed=plan.fixed,
                      objective=plan.objective, tracking_uri=plan.tracking_uri,
                      experiment_id=plan.experiment_id, parent_run_id=plan.parent_run_id,
-                     searched=plan.searched, threads=max(1, int(cpus)), gpu_share=gpus if gpus < 1 else 0.0)
+                     searched=plan.searched, threads=max(1, int(cpus)), gpu_share=gpus if gpus < 1 else 0.0,
+                     baseline=plan.baseline)
     return tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes),
                                {"cpu": cpus, "gpu": gpus})
 
@@ -347,7 +355,7 @@ def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
                                          n_startup_trials=max(2, min(10, plan.trials // 3)))
     storage_opt = optuna.storages.RDBStorage(args.optuna_storage) if args.optuna_storage else None
     search = OptunaSearch(metric=objective, mode=mode, sampler=sampler, storage=storage_opt,
-                          study_name=plan.name)
+                          study_name=plan.name, points_to_evaluate=[plan.baseline] if plan.baseline else None)
     scheduler = ASHAScheduler(time_attr="iter", metric=objective, mode=mode, max_t=plan.max_iters,
                               grace_period=plan.grace_iters, reduction_factor=3)
     return tune.Tuner(trainable, param_space=to_tune(plan.space), run_config=run_config,

@@ -49,6 +49,12 @@ class Param:
             return d.IntDistribution(*self.values)
         return d.CategoricalDistribution(list(self.values))
 
+    def contains(self, value) -> bool:
+        """Whether the distribution can propose `value` (a baseline outside it is still run)."""
+        if self.kind == "choice":
+            return value in self.values
+        return self.values[0] <= value <= self.values[1]
+
     def describe(self) -> str:
         if self.kind == "choice":
             return f"{{{', '.join(map(str, self.values))}}}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lmgan.errors import LmganError, first_line
 from lmgan.sweep import tracking
-from lmgan.sweep.plan import SweepPlan
+from lmgan.sweep.plan import SweepPlan, is_baseline
 from lmgan.sweep.trainable import CKPT_FILE
 
 
@@ -84,6 +84,7 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     sign = -1 if mode == "max" else 1
     rows.sort(key=lambda row: (row[objective] is None, sign * (row[objective] or 0)))
     best = rows[0] if rows and rows[0][objective] is not None else None
+    base = next((row for row in rows if is_baseline(row, plan.baseline)), None)
     table = _markdown(rows, objective, plan.searched)
     names, view = {}, None
     try:     # readable, numbered trial names saying how each ended; a view of them for the UI
@@ -100,6 +101,9 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
             c.set_tag(parent, "lmgan.best_trial", best["trial"])
             c.set_tag(parent, "lmgan.best_run_id", best["run_id"])
             c.log_metric(parent, f"best_{objective}", best[objective])
+        if base and base[objective] is not None:
+            c.set_tag(parent, "lmgan.baseline_trial", base["trial"])
+            c.log_metric(parent, f"baseline_{objective}", base[objective])
         c.log_metric(parent, "wall_s", wall_s)
         c.set_terminated(parent, "KILLED" if interrupted else "FINISHED")
     except Exception as e:
@@ -112,6 +116,8 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     if best:
         label = f" ({names[best['run_id']]})" if best["run_id"] in names else ""
         print(f"best: {best['trial']}{label} {objective}={best[objective]:.4g} at iteration {best['best_iter']}")
+    if base:
+        print(baseline_line(base, best, objective, mode))
     for line in ui_lines(uri, exp, view, [r["run_id"] for r in rows if r["run_id"]]):
         print(line)
     print(f"report: lmgan report --experiment {plan.video} --sweep {plan.name}"
@@ -121,6 +127,17 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
               f"--resume --name {plan.name}", file=sys.stderr)
         return 130
     return 0 if counts["finished"] + counts["stopped"] else 1
+
+
+def baseline_line(base: dict, best: dict | None, objective: str, mode: str) -> str:
+    """How the preset's own configuration (the sweep's first trial) did against the best."""
+    head = f"baseline: {base['trial']} (the preset's own values)"
+    if base[objective] is None:
+        return f"{head} has no {objective} ({base['status']})"
+    if best is None or best is base:
+        return f"{head} {objective}={base[objective]:.4g}: nothing the sweep found beat it"
+    gain = (best[objective] - base[objective]) * (1 if mode == "max" else -1)
+    return f"{head} {objective}={base[objective]:.4g}; the best beat it by {gain:.4g}"
 
 
 def _send_unsent(c, run_id: str, latest) -> None:

@@ -27,10 +27,12 @@ from lmgan.training import checkpoint
 from lmgan.training.events import Samples, TrainingEvents
 from lmgan.training.loop import LOSSES
 from lmgan.training.run import open_run
+from lmgan.sweep.plan import is_baseline
 from lmgan.sweep.tracking import final_wait_s, link_or_copy
 from lmgan.weights import cache_dir
 
 CKPT_FILE = "ckpt.pt"
+BASELINE = "lmgan.baseline"      # tag of the trial that runs the preset's own values
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class TrialSpec:
     searched: list = field(default_factory=list)
     threads: int = 1
     gpu_share: float = 0.0       # a fraction of a GPU per trial caps the trial's GPU memory
+    baseline: dict | None = None # the preset's values of the searched keys (the first trial's)
 
 
 def trial_config(spec: TrialSpec, searched: dict) -> Config:
@@ -161,6 +164,8 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
                        trial_id, cfg.to_dict(), spec.searched, index=int(number.group(1)) if number else None)
     tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
     tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
+    if is_baseline(config, spec.baseline):
+        tracker.tag(BASELINE, "true")
     trainer = gauges = None
     try:     # building the networks is where a too-big configuration usually runs out of memory
         restore = None
