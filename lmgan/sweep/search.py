@@ -130,10 +130,13 @@ def make_plan(args, storage: str) -> SweepPlan:
                          f"--name {name} or choose another --name")
     space = spaces.load_space(space_path, config)
     baseline = None if args.no_baseline else {k: getattr(config, k) for k in sorted(space)}
-    for key, value in (baseline or {}).items():
-        if not space[key].contains(value):
-            print(f"note: the baseline's {key}={value} is outside the search space ({space[key].describe()}); "
-                  "it is run anyway", file=sys.stderr)
+    outside = [k for k in baseline or {} if not space[k].contains(baseline[k])]
+    if outside:       # Optuna cannot propose a value its distribution does not hold
+        key = outside[0]
+        print(f"note: no baseline trial: the preset's {key}={baseline[key]} is outside the search space "
+              f"({space[key].describe()}); widen the space to measure the preset beside the search",
+              file=sys.stderr)
+        baseline = None
     return SweepPlan(name=name, video=video.name, source=str(video.path), objective=objective.name,
                      mode="max" if objective.higher_is_better else "min", trials=opts["trials"],
                      max_iters=max_iters, grace_iters=grace, eval_every=eval_every, space=space,
