@@ -193,7 +193,10 @@ def test_a_trained_model_moves_with_its_sound(tmp_path, tiny_run, demo_clip):
     a, again, b = (_render(tmp_path, tiny_run, s, f"{i}.mp4") for i, s in enumerate((own, own, other)))
     assert a.shape == b.shape == (80, 32, 32, 3)
     same, moved = np.abs(a - again).mean(), np.abs(a - b).mean()
-    assert same < 0.05 and moved > 1.0, (same, moved)
+    # x264's assembly paths encode the same frames slightly differently on a busy machine
+    # (data/media.py): up to 0.2 levels on average was seen in a full test run; the sound moves
+    # the frames by several times that.
+    assert same < 0.5 and moved > max(1.0, 4 * same), (same, moved)
 
 
 def _clicks(seconds, rate, at):
