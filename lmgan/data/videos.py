@@ -12,6 +12,8 @@ made for, or of that shape (scaled; choose_crop says why); otherwise the centred
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 import sys
@@ -213,6 +215,14 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict]:
     path = Path(path) if path is not None else registry_path()
     if not path.is_file():
         raise LmganError(f"{path}: video registry not found (set LMGAN_VIDEOS to a videos.yaml)")
+    stat = path.stat()
+    return copy.deepcopy(_read_registry(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_registry(path: Path, mtime_ns: int, size: int) -> dict[str, dict]:
+    """Parsed and checked once per version of the file: building the CLI's help texts alone asks
+    for it several times."""
     data = load_yaml(path)
     if set(data) != {"videos"} or not isinstance(data["videos"], dict):
         raise LmganError(f"{path}: expected a single top-level mapping 'videos:' of name → entry")

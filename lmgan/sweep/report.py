@@ -196,17 +196,6 @@ def _check_store(uri: str) -> None:
     tracking.check_reachable(uri)
 
 
-def _all_runs(c, experiment_id: str, flt: str, order_by: list[str]) -> list:
-    runs, token = [], None
-    while True:
-        page = c.search_runs([experiment_id], filter_string=flt, max_results=1000,
-                             order_by=order_by, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _experiment(c, name: str):
     candidates = [name] if name.startswith("lmgan-") else [name, tracking.experiment_name(name)]
     for n in candidates:
@@ -219,7 +208,7 @@ def _experiment(c, name: str):
 
 
 def _sweep_run(c, exp, sweep: str | None):
-    runs = _all_runs(c, exp.experiment_id, f"tags.`{tracking.ROLE}` = 'sweep'",
+    runs = tracking.all_runs(c, exp.experiment_id, f"tags.`{tracking.ROLE}` = 'sweep'",
                      ["attributes.start_time DESC"])
     if not runs:
         raise LmganError(f"experiment {exp.name} has no sweep runs (none tagged "
@@ -258,10 +247,8 @@ def _space(c, parent, tmp: Path):
 
 
 def _trials(c, exp, parent, objective: str) -> list[Trial]:
-    flt = (f"tags.`{tracking.PARENT}` = '{parent.info.run_id}' "
-           f"and tags.`{tracking.ROLE}` = 'trial'")
     out = []
-    for r in _all_runs(c, exp.experiment_id, flt, ["attributes.start_time ASC"]):
+    for r in tracking.trial_runs(c, exp.experiment_id, parent.info.run_id):
         metrics = dict(r.data.metrics)
         objs = getattr(r.data, "_metric_objs", None) or []
         steps = [m.step for m in objs]

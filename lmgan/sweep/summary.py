@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from lmgan.errors import LmganError, first_line
+from lmgan.runs import runs_root
 from lmgan.sweep import tracking
 from lmgan.sweep.plan import SweepPlan, is_baseline
 from lmgan.sweep.trainable import CKPT_FILE
@@ -121,7 +122,7 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     for line in ui_lines(uri, exp, view, [r["run_id"] for r in rows if r["run_id"]]):
         print(line)
     print(f"report: lmgan report --experiment {plan.video} --sweep {plan.name}"
-          + ("" if uri == tracking.default_uri(Path("runs")) else f" --tracking-uri {uri}"))
+          + ("" if uri == tracking.default_uri(runs_root()) else f" --tracking-uri {uri}"))
     if interrupted:
         print(f"sweep {plan.name} was interrupted; continue it with: python sweeps/search.py "
               f"--resume --name {plan.name}", file=sys.stderr)

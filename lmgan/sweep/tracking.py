@@ -394,17 +394,22 @@ def settle_lost(c, experiment_id: str, parent_run_id: str, known: set[str]) -> l
     return [r.data.tags.get(TRIAL_ID, r.info.run_id) for r in lost]
 
 
-def trial_runs(c, experiment_id: str, parent_run_id: str) -> list:
-    """The sweep's trial runs in the order they were created."""
-    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{ROLE}` = 'trial'"
+def all_runs(c, experiment_id: str, flt: str, order_by: list[str]) -> list:
+    """Every run the filter matches, page after page (MLflow returns at most 1000 at a time)."""
     runs, token = [], None
     while True:
         page = c.search_runs([experiment_id], filter_string=flt, max_results=1000,
-                             order_by=["attributes.start_time ASC"], page_token=token)
+                             order_by=order_by, page_token=token)
         runs += list(page)
         token = page.token
         if not token:
-            break
+            return runs
+
+
+def trial_runs(c, experiment_id: str, parent_run_id: str) -> list:
+    """The sweep's trial runs in the order they were created."""
+    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{ROLE}` = 'trial'"
+    runs = all_runs(c, experiment_id, flt, ["attributes.start_time ASC"])
     return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
 
@@ -434,7 +439,7 @@ def name_trials(c, experiment_id: str, parent_run_id: str, iterations: dict | No
 def save_sweep_view(c, experiment_id: str, sweep: str, objective: str, mode: str,
                     searched: list[str]) -> str:
     """Save a view of the sweep's runs table as the experiment tag mlflow.sharedViewState.<key>
-    (what the UI's *Share* button writes; `ui_links` opens it): this sweep's trials only, as
+    (what the UI's *Share* button writes; `experiment_url` opens it): this sweep's trials only, as
     rows of their own (not collapsed under the parent), best objective first, with columns
     best_<objective>, <objective>, the searched values, lmgan.status. Returns the key."""
     def col(kind, key):
