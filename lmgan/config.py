@@ -23,6 +23,8 @@ DATA = "data"            # the decoded frames and features depend on it (the cac
 POSITIVE = "positive"    # a count: at least 1
 RESUMABLE = "resumable"  # may change when a run is resumed: it touches neither model nor data
 SWEEP = "sweep"          # the sweep sets it for every trial (bookkeeping, comparability): never searched
+TUNABLE = "tunable"      # an optimiser or loss setting that may change between iterations of one run:
+                         # population-based training mutates these in a trial it continues
 
 
 def role(default, *roles: str, choices: tuple = ()):
@@ -70,13 +72,13 @@ class Config:
     restart_every: int = 0                       # windows after which a stream restarts from zero states at a
                                                  # random place (0: only at the end of the training part)
     iters: int = role(50000, POSITIVE, RESUMABLE, SWEEP)
-    lr_g: float = 1e-4                           # G and R
-    lr_d: float = 4e-4                           # both critics (TTUR)
-    beta1: float = 0.3
-    beta2: float = 0.999
-    lambda_gp: float = 10.0
-    lambda_pl: float = 10.0                      # perceptual loss weight; 0 switches it off
-    lambda_l1: float = 0.0
+    lr_g: float = role(1e-4, TUNABLE)       # G and R
+    lr_d: float = role(4e-4, TUNABLE)       # both critics (TTUR)
+    beta1: float = role(0.3, TUNABLE)
+    beta2: float = role(0.999, TUNABLE)
+    lambda_gp: float = role(10.0, TUNABLE)
+    lambda_pl: float = role(10.0, TUNABLE)  # perceptual loss weight; 0 switches it off
+    lambda_l1: float = role(0.0, TUNABLE)
     vgg_weights: str = role("", RESUMABLE, SWEEP)  # explicit path to torchvision's VGG16 ImageNet state dict
     seed: int = role(0, SWEEP)
     device: str = role("auto", RESUMABLE, SWEEP)   # auto | cpu | cuda | cuda:N
@@ -106,6 +108,7 @@ def keys_with(name: str) -> tuple[str, ...]:
 
 
 RESUMABLE_KEYS = frozenset(keys_with(RESUMABLE))
+TUNABLE_KEYS = frozenset(keys_with(TUNABLE))
 _CHOICES = {f.name: f.metadata["choices"] for f in fields(Config) if f.metadata.get("choices")}
 
 

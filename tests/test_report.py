@@ -18,8 +18,8 @@ from markupsafe import Markup
 
 from lmgan.errors import LmganError
 from lmgan.sweep import tracking
-from lmgan.sweep.report import (BestTrial, Head, Importance, MetricGroup, Row, Sample, SweepPage, Table,
-                                TrialRef, render_page, report_main, write_report)
+from lmgan.sweep.report import (BestTrial, Exploit, Head, Importance, Lineage, MetricGroup, Pareto, Row, Sample,
+                                SweepPage, Table, TrialRef, render_page, report_main, write_report)
 
 SPACE = "lr_g: {loguniform: [1.0e-5, 1.0e-3]}\nvp_kernel: {choice: [3, 5, 7]}\n"
 # trial id → (lr_g, vp_kernel, final ssim or None, status)
@@ -46,8 +46,23 @@ def _png(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
+def blank_db(tmp_path_factory) -> Path:
+    """An MLflow SQLite file with its tables made and no experiment of lmgan's: making the tables
+    takes seconds, a copy of them milliseconds."""
+    root = tmp_path_factory.mktemp("blank")
+    tracking.client(tracking.default_uri(root)).search_experiments()
+    return root / "mlflow.db"
+
+
+def _store_root(tmp_path_factory, blank_db: Path, name: str) -> Path:
+    root = tmp_path_factory.mktemp(name)
+    shutil.copy(blank_db, root / "mlflow.db")
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, blank_db):
+    root = _store_root(tmp_path_factory, blank_db, "mlflow")
     uri = tracking.default_uri(root)
     eid = tracking.ensure_experiment(uri, "demo", root / "mlartifacts")
     tracking.ensure_experiment(uri, "empty", root / "mlartifacts")
@@ -86,6 +101,226 @@ def store(tmp_path_factory):
     tr.metrics({"loss_d_image": 0.5}, 5)
     assert tr.flush()
     return {"uri": uri, "root": root, "run_ids": run_ids, "media": media}
+
+
+# A PBT sweep: trial → (its values from iteration 0, its final ssim, its exploits as the driver
+# tags them). After an exploit the trial trains with the exploit's "new" values.
+PBT_ITERS = (0, 100, 200, 300, 400)
+PBT = {
+    "t01": ({"lr_g": 1e-4, "lr_d": 2e-4}, 0.70, []),
+    "t02": ({"lr_g": 3e-4, "lr_d": 1e-4}, 0.60, []),
+    "t03": ({"lr_g": 5e-5, "lr_d": 1e-4}, 0.65,
+            [{"iter": 200, "at": 200, "from": "t01", "was": {"lr_g": 5e-5, "lr_d": 1e-4},
+              "donor": {"lr_g": 1e-4, "lr_d": 2e-4}, "new": {"lr_g": 1.2e-4, "lr_d": 1.6e-4}}]),
+    "t04": ({"lr_g": 2e-5, "lr_d": 5e-5}, 0.50,
+            [{"iter": 300, "at": None, "from": "t02", "was": {"lr_g": 2e-5, "lr_d": 5e-5},
+              "donor": {"lr_g": 3e-4, "lr_d": 1e-4}, "new": {"lr_g": 2.4e-4, "lr_d": 8e-5}}]),
+}
+# A two-objective sweep: trial → (fvd, av_align or None, status). m1 and m2 are the front; m5,
+# best on fvd, errored before its av_align: on no front, so not the page's best trial either.
+MO = {"m1": (80.0, 0.20, "finished"), "m2": (120.0, 0.50, "finished"), "m3": (130.0, 0.30, "finished"),
+      "m4": (90.0, 0.10, "finished"), "m5": (70.0, None, "errored")}
+FRONT = ["m1", "m2"]
+
+
+@pytest.fixture(scope="module")
+def modes_store(tmp_path_factory, blank_db):
+    """A store holding a PBT sweep (experiment lmgan-pbt) and a two-objective one (lmgan-mo)."""
+    root = _store_root(tmp_path_factory, blank_db, "modes")
+    uri = tracking.default_uri(root)
+    eid = tracking.ensure_experiment(uri, "pbt", root / "mlartifacts")
+    pid = tracking.start_sweep_run(uri, eid, "sweep-pbt", {"lmgan.video": "pbt", "lmgan.objective": "ssim",
+                                                           "lmgan.mode": "max", "lmgan.scheduler": "pbt"},
+                                   {"trials": 4, "max_iters": 400}, {"search_space.yaml": SPACE})
+    for trial, (values, final, exploits) in PBT.items():
+        tr = tracking.TrialRun(uri, eid, pid, "sweep-pbt", trial, {**values, "vp_kernel": 3}, ["lr_g"])
+        for step in PBT_ITERS:
+            clone = next((e for e in exploits if e["iter"] == step), None)
+            if clone:    # its own lineage reported this iteration, then took the donor's checkpoint
+                tr.metrics({f"schedule.{k}": v for k, v in clone["was"].items()}, step)
+                assert tr.flush()
+                time.sleep(0.01)
+                values = clone["new"]
+            tr.metrics({"iter": step, **{f"schedule.{k}": v for k, v in values.items()},
+                        **({"ssim": final * step / 400} if step else {})}, step)
+        for i, e in enumerate(exploits, 1):
+            tr.tag(f"lmgan.exploit.{i:02d}", json.dumps(e))
+        assert tr.flush()
+        tr.finish("finished")
+
+    eid = tracking.ensure_experiment(uri, "mo", root / "mlartifacts")
+    pid = tracking.start_sweep_run(uri, eid, "sweep-mo", {
+        "lmgan.video": "mo", "lmgan.objective": "fvd", "lmgan.mode": "min", "lmgan.objectives": "fvd,av_align",
+        "lmgan.modes": "min,max", "lmgan.scheduler": "fifo", "lmgan.pareto_trials": ",".join(FRONT)},
+        {"trials": 5}, {"search_space.yaml": SPACE})
+    run_ids = {}
+    for k, (trial, (fvd, av, status)) in enumerate(MO.items()):
+        tr = tracking.TrialRun(uri, eid, pid, "sweep-mo", trial, {"lr_g": 1e-4 * (k + 1), "vp_kernel": 3}, ["lr_g"])
+        tr.metrics({"fvd": fvd, **({"av_align": av} if av is not None else {})}, 100)
+        if trial in FRONT:
+            tr.tag("lmgan.pareto", "true")
+        assert tr.flush()
+        tr.finish(status)
+        run_ids[trial] = tr.run_id
+    return {"uri": uri, "run_ids": run_ids}
+
+
+def _chart(page: str, div_id: str) -> tuple[list, dict]:
+    """A plotly chart's traces and layout, as the page hands them to Plotly.newPlot."""
+    m = re.search(r'Plotly\.newPlot\(\s*"' + div_id + r'",\s*', page)
+    assert m, div_id
+    decoder = json.JSONDecoder()
+    data, end = decoder.raw_decode(page, m.end())
+    layout, _ = decoder.raw_decode(page, page.index("{", end))
+    return data, layout
+
+
+def _section(page: str, name: str) -> str:
+    return page.split(f'<section id="{name}">', 1)[1].split("</section>", 1)[0]
+
+
+def test_report_of_a_pbt_sweep(modes_store, tmp_path):
+    """The lineage (a lane per trial, an arrow per exploit with what it changed) and the schedules
+    (each trial's values over iterations, the values a clone went on with replacing its own)."""
+    out = tmp_path / "pbt.html"
+    write_report("pbt", out, modes_store["uri"])
+    page = out.read_text(encoding="utf-8")
+    assert "<span>scheduler pbt</span>" in page
+    assert page.index('<section id="history">') < page.index('<section id="lineage">') \
+        < page.index('<section id="schedules">') < page.index('<section id="best">')
+    assert 'id="pareto"' not in page and "Pareto</span>" not in page
+
+    # Lineage: a lane per trial from iteration 0 to its end, first trial on top; the exploits'
+    # arrows from the donor's lane to the trial's, their words as the hover text.
+    lineage = _section(page, "lineage")
+    data, layout = _chart(lineage, "lineage-chart")
+    lanes = {tr["y"][0]: tr["x"] for tr in data if tr.get("mode") == "lines"}
+    assert lanes == {t: [0, 400] for t in PBT}
+    assert layout["yaxis"]["categoryarray"] == ["t04", "t03", "t02", "t01"]
+    words = ["t03 cloned t01 at iteration 200: lr_g 1.0e-4 → 1.2e-4, lr_d 2.0e-4 → 1.6e-4",
+             "t04 cloned t02 at iteration 300: lr_g 3.0e-4 → 2.4e-4, lr_d 1.0e-4 → 8.0e-5"]
+    arrows = next(tr for tr in data if tr.get("name") == "exploit")
+    assert arrows["x"] == [200, 200, None, 300, 300, None]
+    assert arrows["y"] == ["t01", "t03", None, "t02", "t04", None]
+    assert arrows["text"][1] == words[0] + "<br>its own values before: lr_g 5.0e-5, lr_d 1.0e-4"
+    assert arrows["text"][4].startswith(words[1])
+    assert json.dumps(words[0])[1:-1] in lineage          # as plotly writes it into the page
+    table = lineage.split('<details id="exploits">', 1)[1]
+    assert "<summary>2 exploits</summary>" in table
+    assert all(f'<td class="id">{w}</td>' in table for w in words)
+
+    # Schedules: a subplot per key, log axes (learning rates), each trial a step line whose value
+    # at an exploit's iteration is the clone's (its own lineage's value there is replaced).
+    schedules = _section(page, "schedules")
+    assert "<h2>Schedules: lr_d, lr_g</h2>" in schedules
+    data, layout = _chart(schedules, "schedules-chart")
+    assert layout["yaxis"]["type"] == "log" and layout["yaxis2"]["type"] == "log"
+    lines = {(tr["name"], tr["yaxis"]): tr for tr in data}
+    assert len(lines) == 8 and all(tr["line"]["shape"] == "hv" for tr in data)
+    t03 = lines[("t03", "y2")]                              # lr_g, the second subplot
+    assert t03["x"] == list(PBT_ITERS) and t03["y"] == [5e-5, 5e-5, 1.2e-4, 1.2e-4, 1.2e-4]
+    assert lines[("t04", "y")]["y"] == [5e-5, 5e-5, 5e-5, 8e-5, 8e-5]
+    assert ('<p class="note" id="exploit-count">2 exploits: 2 of 4 trials continued from a better '
+            "trial&#39;s checkpoint, with that trial&#39;s values perturbed.</p>") in schedules
+
+
+def test_report_of_a_two_objective_sweep(modes_store, tmp_path):
+    """The front's trials badged in the table and drawn large and joined in the scatter; the best
+    trial is the front's best on the primary objective, fvd."""
+    out = tmp_path / "mo.html"
+    write_report("mo", out, modes_store["uri"])
+    page = out.read_text(encoding="utf-8")
+    assert ('<span id="objectives">objectives <b>fvd</b> (minimise), <b>av_align</b> (maximise): '
+            "a Pareto front, ranked by fvd</span>") in page
+    assert "<span>scheduler fifo</span>" in page
+    assert 'id="lineage"' not in page and 'id="schedules"' not in page
+
+    # The table, ranked by fvd: the Pareto badge on exactly m1 and m2; m1 the best row.
+    body = _section(page, "trials").split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr([^>]*)>(.*?)</tr>", body)
+    ids = {run_id: t for t, run_id in modes_store["run_ids"].items()}
+    order = [ids[re.search(r'data-run-id="(\w+)"', attrs).group(1)] for attrs, _ in rows]
+    assert order == ["m5", "m1", "m4", "m2", "m3"]
+    badged = [t for t, (_, cells) in zip(order, rows) if 'class="badge pareto"' in cells]
+    assert badged == FRONT
+    assert [t for t, (attrs, _) in zip(order, rows) if 'class="best"' in attrs] == ["m1"]
+    assert "<th>fvd ↓ (objective)</th>" in page and "<th>av_align ↑ (objective)</th>" in page
+
+    # The front: a scatter, fvd across and av_align up, directions in the axis titles.
+    pareto = _section(page, "pareto")
+    assert "<h2>Pareto front: fvd (lower is better) vs av_align (higher is better)</h2>" in pareto
+    data, layout = _chart(pareto, "pareto-chart")
+    assert layout["xaxis"]["title"]["text"] == "fvd (lower is better)"
+    assert layout["yaxis"]["title"]["text"] == "av_align (higher is better)"
+    front, rest = (next(tr for tr in data if tr["name"] == n) for n in ("Pareto front", "dominated"))
+    assert front["x"] == [80.0, 120.0] and front["y"] == [0.2, 0.5] and front["mode"] == "lines+markers"
+    assert front["marker"]["size"] > rest["marker"]["size"] and rest["opacity"] < 1
+    assert sorted(rest["x"]) == [90.0, 130.0]              # m5, without av_align, is not drawn
+    assert front["text"][0] == "m1: fvd 80, av_align 0.2"
+    listed = pareto.split('id="pareto-front"', 1)[1]
+    assert re.findall(r'<td class="id"><span[^>]*>(\w+)</span></td>', listed) == FRONT
+    assert "2 of 4 trials with a value of every objective are on the Pareto front" in pareto
+    assert "1 trial without a value of every objective left out" in pareto
+
+    best = _section(page, "best")
+    assert "<h2>Best trial on fvd on the Pareto front</h2>" in best
+    assert f'title="MLflow run {modes_store["run_ids"]["m1"]}">m1</span></b>: fvd = 80 (min)' in best
+
+
+def test_a_plain_sweep_has_no_lineage_schedules_or_front(store, tmp_path):
+    out = tmp_path / "plain.html"
+    write_report("demo", out, store["uri"], sweep="sweep-a")
+    page = out.read_text(encoding="utf-8")
+    for absent in ('id="lineage"', 'id="schedules"', 'id="pareto"', 'id="objectives"', "Pareto</span>",
+                   "scheduler ", "on the Pareto front"):
+        assert absent not in page, absent
+    assert "<h2>Best trial</h2>" in page
+
+
+def test_three_objectives_a_scatter_matrix_and_the_goals_read_from_tags():
+    from types import SimpleNamespace
+
+    from lmgan.sweep.report import Trial, _goals, _mark_front, _pareto
+    points = {"a": (80.0, 0.2, 0.5), "b": (120.0, 0.5, 0.4), "c": (130.0, 0.4, 0.3), "d": (85.0, 0.1, 0.9)}
+    trials = [Trial(f"run-{t}", t, "finished", {}, dict(zip(("fvd", "av_align", "motion_corr"), p)), 100, p[0])
+              for t, p in points.items()]
+    goals = [("fvd", "min"), ("av_align", "max"), ("motion_corr", "max")]
+    _mark_front(trials, goals)
+    assert [t.trial_id for t in trials if t.pareto] == ["a", "b", "d"]   # c: b is better on all three
+    pareto = _pareto(trials, goals, None)
+    assert pareto.objectives == ["fvd (lower is better)", "av_align (higher is better)",
+                                 "motion_corr (higher is better)"]
+    assert [ref.trial_id for ref, _ in pareto.front] == ["a", "b", "d"] and pareto.front[0][1] == ["80", "0.2", "0.5"]
+    assert '"type":"splom"' in pareto.chart and '"label":"motion_corr (higher is better)"' in pareto.chart
+
+    def sweep(**tags):
+        return SimpleNamespace(data=SimpleNamespace(tags=tags, params={}))
+    assert _goals(sweep(), "ssim", "max") == []                              # an older driver's sweep
+    assert _goals(sweep(**{"lmgan.objectives": "fvd"}), "fvd", "min") == []
+    assert _goals(sweep(**{"lmgan.objectives": "fvd,av_align", "lmgan.modes": "min,max"}), "fvd", "min") == \
+        [("fvd", "min"), ("av_align", "max")]
+    # No readable modes: the primary's from lmgan.mode, the others' the registry's directions.
+    assert _goals(sweep(**{"lmgan.objectives": "fvd, lpips ,av_align"}), "fvd", "min") == \
+        [("fvd", "min"), ("lpips", "min"), ("av_align", "max")]
+
+
+def test_exploits_in_words_and_schedules_by_step():
+    from types import SimpleNamespace
+
+    from lmgan.sweep.report import _by_step, _exploit, _exploits, _short
+    assert [_short(v) for v in (1e-4, 1.23e-4, 0.5, 2e-3, 32, True, "convgru", 12345.0)] == \
+        ["1.0e-4", "1.2e-4", "0.5", "0.002", "32", "True", "convgru", "1.2e4"]
+    e = _exploit("t2", {"iter": 40, "at": 60, "from": "t1", "was": {"lr_g": 1e-4},
+                        "donor": {"lr_g": 2e-4, "rnn": "gru", "bs": None},
+                        "new": {"lr_g": 1.6e-4, "rnn": "gru", "bs": 8}})
+    assert e.text == "t2 cloned t1 at iteration 40 (it was at iteration 60): lr_g 2.0e-4 → 1.6e-4, rnn gru → gru, bs 8"
+    assert (e.trial, e.donor, e.iteration, e.was) == ("t2", "t1", "40", "lr_g 1.0e-4")
+    tags = {"lmgan.exploit.02": json.dumps({"iter": 9, "from": "x"}), "lmgan.exploit.01": json.dumps({"iter": 5, "from": "y"}),
+            "lmgan.exploit.03": "not json", "lmgan.exploit.04": json.dumps({"iter": 5, "from": ["z"]}),
+            "lmgan.status": "finished"}
+    assert [x["from"] for x in _exploits(tags)] == ["y", "x"]
+    m = [SimpleNamespace(step=s, timestamp=ts, value=v) for s, ts, v in ((20, 5, 2.0), (10, 1, 1.0), (20, 3, 9.0))]
+    assert _by_step(m) == [(10, 1.0), (20, 2.0)]           # the value logged last at a step
 
 
 def test_report_of_a_sweep(store, tmp_path, capsys):
@@ -442,6 +677,46 @@ def test_template_ships_as_package_data(tmp_path):
     assert got["module"] == str(site / "lmgan" / "sweep" / "report.py")
     assert got["template"] == str(site / "lmgan" / "sweep" / "templates" / "report.html")
     _check_page(got["html"])
+
+
+def _modes_page() -> SweepPage:
+    """The hand-built page as a PBT, two-objective sweep: every new string carries markup too."""
+    page = _page()
+    page.head.objectives = [("ssim", "max"), (EVIL, "min")]
+    page.head.scheduler = f"pbt{EVIL}"
+    page.table.rows[1].pareto = True
+    exploit = Exploit(f"t_{EVIL}", "t_1", "200", f"t_{EVIL} cloned t_1 at iteration 200: lr {EVIL}", f"lr {EVIL}")
+    page.lineage = Lineage(Markup('<div id="lineage-chart">lanes</div>'), None, ["lr_g", EVIL], [exploit],
+                           f"1 exploit {EVIL}.")
+    page.pareto = Pareto(["ssim (higher is better)", f"{EVIL} (lower is better)"], None,
+                         [(TrialRef(f"t_{EVIL}", "run3"), ["0.8", EVIL])], f"1 of 2 {EVIL}.")
+    return page
+
+
+def test_template_renders_lineage_schedules_and_front_escaped():
+    page = render_page(_modes_page())
+    _check_page(page)
+    for section in ("pareto", "lineage", "schedules"):
+        assert page.count(f'<section id="{section}">') == 1, section
+    assert page.index('<section id="trials">') < page.index('<section id="pareto">') \
+        < page.index('<section id="importance">')
+    assert '<span id="objectives">objectives <b>ssim</b> (maximise), <b>&lt;script&gt;' in page
+    assert "<span>scheduler pbt&lt;script&gt;" in page
+    assert page.count('<span class="badge pareto"') == 1
+    lineage, schedules = _section(page, "lineage"), _section(page, "schedules")
+    assert '<div id="lineage-chart">lanes</div>' in lineage and "<summary>1 exploit</summary>" in lineage
+    assert "cloned t_1 at iteration 200: lr &lt;script&gt;" in lineage
+    assert "<h2>Schedules: lr_g, &lt;script&gt;" in schedules
+    assert "No trial has logged the values it trains with" in schedules and "1 exploit &lt;script&gt;" in schedules
+    pareto = _section(page, "pareto")
+    assert "No trial has a value of every objective yet." in pareto and "1 of 2 &lt;script&gt;" in pareto
+    assert "<th>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; (lower is better)</th>" in pareto
+    assert "<h2>Best trial on ssim on the Pareto front</h2>" in page and "no one best trial" in page
+    # A PBT sweep before any trial reached an iteration: its lineage says so.
+    empty = _modes_page()
+    empty.lineage.chart, empty.lineage.exploits = None, []
+    lineage = _section(render_page(empty), "lineage")
+    assert "No trial has reached an iteration yet." in lineage and "<details" not in lineage
 
 
 def test_run_links_carry_no_credentials():

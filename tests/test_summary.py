@@ -51,7 +51,8 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
     searched = ["lr_g", "vp_kernel"]
     plan = SimpleNamespace(name="sw", video="clip", objective="motion_corr", mode="max", trials=3,
                            max_iters=20, tracking_uri=uri, experiment_id=eid, parent_run_id=parent,
-                           searched=searched, baseline={"lr_g": 1e-4, "vp_kernel": 3})   # aaaa0001's values
+                           searched=searched, baseline={"lr_g": 1e-4, "vp_kernel": 3},   # aaaa0001's values
+                           goals=[("motion_corr", "max")], multi_objective=False, judged_by_last=False)
     results = _Results()
     for tid, lr, k, peak, reached, error in [("aaaa0001", 1e-4, 3, 0.2, 20, None),
                                              ("bbbb0002", 2e-4, 5, 0.4, 10, None),
@@ -94,3 +95,37 @@ def test_the_gain_over_the_baseline_follows_the_objectives_direction():
     assert baseline_line(base, best, "fvd", "min").endswith("fvd=90; the best beat it by 30")
     assert baseline_line(base, base, "fvd", "min").endswith("nothing the sweep found beat it")
     assert baseline_line({**base, "fvd": None, "status": "errored"}, best, "fvd", "min").endswith("has no fvd (errored)")
+
+
+def test_a_multi_objective_sweep_ends_with_its_pareto_front(tmp_path, capsys):
+    """Two objectives: the trials no other beats on both are listed, tagged, and none is "best"."""
+    from types import SimpleNamespace
+
+    from lmgan.sweep import summary, tracking
+    uri = tracking.default_uri(tmp_path)
+    c = tracking.client(uri)
+    eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
+    parent = tracking.start_sweep_run(uri, eid, "mo", {}, {}, {})
+    plan = SimpleNamespace(name="mo", video="clip", objective="motion_corr", mode="max", trials=4,
+                           max_iters=20, tracking_uri=uri, experiment_id=eid, parent_run_id=parent,
+                           searched=["lr_g"], baseline=None, goals=[("motion_corr", "max"), ("fvd", "min")],
+                           multi_objective=True, judged_by_last=True)
+    results = _Results()
+    # (motion_corr, fvd): a and c trade off; b is beaten by a on both; d never evaluated
+    for tid, lr, corr, fvd in [("a", 1e-4, 0.30, 50.0), ("b", 2e-4, 0.20, 60.0), ("c", 3e-4, 0.10, 20.0),
+                               ("d", 4e-4, None, None)]:
+        tracking.TrialRun(uri, eid, parent, "mo", tid, {"lr_g": lr}, ["lr_g"]).finish("finished")
+        last = {"iter": 20, "config": {"lr_g": lr}, **({"motion_corr": corr, "fvd": fvd} if corr else {})}
+        (tmp_path / tid).mkdir()
+        results.append(tune.Result(metrics=last, checkpoint=None, error=None, path=str(tmp_path / tid),
+                                   metrics_dataframe=pd.DataFrame([last]), best_checkpoints=[]))
+    assert summary.finish_sweep(results, plan, 60.0) == 0
+    out = capsys.readouterr().out
+    assert "Pareto front (2 of 4 trials" in out and "best:" not in out
+    assert "  a (" in out and "motion_corr=0.3 fvd=50 at iteration 20" in out and "  c (" in out
+    run = c.get_run(parent)
+    assert run.data.tags["lmgan.pareto_trials"] == "a,c" and "lmgan.best_trial" not in run.data.tags
+    tagged = {r.data.tags[tracking.TRIAL_ID] for r in tracking.trial_runs(c, eid, parent)
+              if r.data.tags.get("lmgan.pareto") == "true"}
+    assert tagged == {"a", "c"}
+    assert "| trial | status | iter | motion_corr | fvd | pareto | lr_g |" in out

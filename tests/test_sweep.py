@@ -251,3 +251,66 @@ def test_resources_count_the_nodes_an_autoscaler_can_start(monkeypatch):
         _resources(_args(gpus_per_trial=1), head + [{"Alive": True, "Resources": {"CPU": 8.0}}])
     assert _resources(_args(), [{"Alive": True, "Resources": {"CPU": 8.0}},
                                 {"Alive": True, "Resources": {"CPU": 4.0}}]) == (4.0, 0.0, 3)
+
+
+def test_pbt_sweep_clones_checkpoints_records_lineage_and_resumes(ray_cluster, sweep_clip, tmp_path):
+    """--scheduler pbt: weak trials continue from strong ones' checkpoints with mutated learning
+    rates; every clone is on the trial's MLflow run, and a killed driver's sweep resumes."""
+    args = ["--video", sweep_clip, "--trials", 4, "--max-iters", 20, "--grace-iters", 5, "--eval-every", 5,
+            "--name", "pbt", "--scheduler", "pbt"]
+    base = [*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path)]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _kill_when_finished([*base, *TINY, *map(str, args)], ray_cluster["env"], uri, 1)
+    r = subprocess.run([*base, "--resume", "--name", "pbt"], env=ray_cluster["env"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "pbt", 4)
+    assert parent.data.tags["lmgan.scheduler"] == "pbt"
+    ids = {t.data.tags["lmgan.trial_id"] for t in trials}
+    clones = []
+    for t in trials:
+        assert all(tag["lmgan.status"] == "finished" for tag in [t.data.tags])
+        schedule = c.get_metric_history(t.info.run_id, "schedule.lr_g")
+        assert schedule and schedule[0].step == 0, "a PBT trial logs its schedule from the start"
+        for key in sorted(k for k in t.data.tags if k.startswith("lmgan.exploit.")):
+            clone = json.loads(t.data.tags[key])
+            clones.append(clone)
+            assert clone["from"] in ids - {t.data.tags["lmgan.trial_id"]}
+            assert set(clone["new"]) == {"lr_g", "lr_d"} and clone["new"] != clone["donor"]
+            # the schedule changes where the clone continued, to the explored values
+            at = [m.value for m in schedule if m.step == clone["iter"]]
+            assert clone["new"]["lr_g"] == pytest.approx(at[-1], rel=1e-6), (clone, at)
+            assert 1e-5 <= clone["new"]["lr_g"] <= 1e-3       # explore stays inside the space
+    assert clones, "no trial was cloned in a PBT sweep of 4 trials and 3 exploit steps"
+    # The report draws the lineage and the schedules.
+    out = tmp_path / "report.html"
+    rep = subprocess.run([sys.executable, "-m", "lmgan", "report", "--experiment", "clip6s", "--sweep", "pbt",
+                          "--tracking-uri", uri, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    page = out.read_text()
+    assert 'id="lineage"' in page and 'id="schedules"' in page and "cloned" in page
+
+
+def test_multi_objective_sweep_ends_with_a_pareto_front(ray_cluster, sweep_clip, tmp_path):
+    optuna_db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 3, "--max-iters", 10, "--eval-every", 5,
+              "--name", "mo", "--objective", "ssim,motion_corr", "--optuna-storage", optuna_db)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Pareto front (" in r.stdout and "best:" not in r.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c, parents, trials = runs_of(uri, "lmgan-clip6s")
+    parent = next(p for p in parents if p.data.tags["lmgan.sweep"] == "mo")
+    assert parent.data.tags["lmgan.objectives"] == "ssim,motion_corr" and parent.data.tags["lmgan.scheduler"] == "fifo"
+    front = parent.data.tags["lmgan.pareto_trials"].split(",")
+    mine = [t for t in trials if t.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+    assert front and {t.data.tags["lmgan.trial_id"] for t in mine if t.data.tags.get("lmgan.pareto")} == set(front)
+    for t in mine:                                                     # no early stopping
+        assert max(m.step for m in c.get_metric_history(t.info.run_id, "ssim")) == 10
+    import optuna
+    study = optuna.load_study(study_name="mo", storage=optuna_db)
+    assert len(study.directions) == 2 and len(study.best_trials) >= 1
+    out = tmp_path / "report.html"
+    rep = subprocess.run([sys.executable, "-m", "lmgan", "report", "--experiment", "clip6s", "--sweep", "mo",
+                          "--tracking-uri", uri, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    assert 'id="pareto"' in out.read_text()

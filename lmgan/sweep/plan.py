@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from lmgan import atomic
-from lmgan.config import Config, apply_overrides, validate
+from lmgan.config import TUNABLE_KEYS, Config, apply_overrides, validate
 from lmgan.errors import LmganError
 from lmgan.sweep.space import Param, dump_space
 
@@ -40,6 +40,10 @@ class SweepPlan:
     config: Config                # every trial's config before its searched values
     seed: int
     baseline: dict | None = None  # the preset's own values of the searched keys: the first trial
+    scheduler: str = "asha"       # "asha" (early stopping), "pbt" (population-based training) or
+                                  # "fifo" (every trial to max_iters: a multi-objective search)
+    objectives: tuple = ()        # every objective of a multi-objective sweep, the first `objective`
+    modes: tuple = ()             # their "max"/"min"
     # Decided when the sweep starts (dataclasses.replace), kept for --resume.
     tracking_uri: str | None = None
     experiment_id: str | None = None
@@ -52,6 +56,26 @@ class SweepPlan:
     @cached_property
     def searched(self) -> list[str]:
         return sorted(self.space)
+
+    @cached_property
+    def goals(self) -> list[tuple[str, str]]:
+        """(objective, "max"/"min") of every objective, the primary first."""
+        return list(zip(self.objectives, self.modes)) if self.objectives else [(self.objective, self.mode)]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.goals) > 1
+
+    @property
+    def judged_by_last(self) -> bool:
+        """A PBT trial's result is its final model (what its schedule made), and Optuna scores
+        a multi-objective trial by its last report; an ASHA trial by its best evaluation."""
+        return self.scheduler == "pbt" or self.multi_objective
+
+    @cached_property
+    def mutable(self) -> list[str]:
+        """The searched keys population-based training may change within a trial."""
+        return [k for k in self.searched if k in TUNABLE_KEYS]
 
     @cached_property
     def fixed(self) -> dict:
@@ -76,6 +100,7 @@ class SweepPlan:
             d["space"] = {key: Param(key, kind, tuple(values))
                           for key, spec in d["space"].items() for kind, values in spec.items()}
             d["config"] = validate(apply_overrides(Config(), d["config"], where))
+            d.update({k: tuple(d[k]) for k in ("objectives", "modes") if k in d})
             names = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in d.items() if k in names},
                        extra={k: v for k, v in d.items() if k not in names})

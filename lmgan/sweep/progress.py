@@ -4,12 +4,15 @@ the sweep, instead of Ray Tune's status tables (those come back with --verbose).
     t02 4b1d41f9  iter  300/1000  0.93 it/s  motion_corr 0.104 (its best 0.104; sweep 0.212)  ~13 min left
     sweep demo-...: 1 finished, 1 stopped, 1 running, 1 to start of 4; 9.8 min elapsed, ≤ 31 min left
 
-A trial ASHA stops is said to be stopped, at which rung; an errored one, with its reason. The
+A trial ASHA stops is said to be stopped, at which rung; an errored one, with its reason; a
+PBT trial that continues from another's checkpoint, with its values before and after. The
 sweep's estimate assumes no further stops, so it is an upper bound.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
 
@@ -23,10 +26,19 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5940 else f"{seconds / 3600:.1f} h"
 
 
+def _g(v) -> str:
+    return "?" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
 def trial_name(trial) -> str:
     """t01, t02, ... in the order Tune created the trials (its experiment tag starts with that
     number): the name the progress lines, the trial's process and its MLflow run share."""
-    return f"t{int(str(trial.experiment_tag).split('_')[0] or 0):02d}"
+    number = re.match(r"\d+", str(trial.experiment_tag))     # PBT appends "@perturbed[...]"
+    n = int(number.group()) if number else 0
+    # Tune's own variant generator (PBT's) counts from 0 and names trials <hash>_00000; a
+    # searcher (Optuna) counts from 1
+    own = re.search(r"_\d{5}$", str(trial.trial_id))
+    return f"t{n + 1 if own else n:02d}"
 
 
 def asha_rungs(grace: int, max_iters: int, reduction_factor: int = 3) -> list[int]:
@@ -54,15 +66,24 @@ class SweepProgress(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tid, obj = trial.trial_id, self.plan.objective
-        self.names.setdefault(tid, self._named(trial))
+        if tid not in self.names:
+            self.names[tid] = self._named(trial)
         it = int(result.get("iter", 0))
+        if clone := result.get("cloned"):
+            self._say(self.clone_line(tid, json.loads(clone)))
+        elif it == self.reached.get(tid):   # a paused trial at its end, resumed to say it again
+            return
         self.reached[tid] = it
         value, rate = result.get(obj), result.get("it_per_s") or 0.0
         if value is not None and (tid not in self.best or self._better(value, self.best[tid])):
             self.best[tid] = value
         left = f"  ~{_minutes((self.plan.max_iters - it) / rate)} left" if rate > 0 and it < self.plan.max_iters else ""
-        score = (f"{obj} {value:.3g} (its best {self.best[tid]:.3g}; sweep {self._sweep_best():.3g})"
-                 if value is not None else f"{obj} —")
+        if self.plan.multi_objective:       # no one "best": each objective's value
+            score = "  ".join(f"{n} {result[n]:.3g}" if result.get(n) is not None else f"{n} —"
+                              for n, _ in self.plan.goals)
+        else:
+            score = (f"{obj} {value:.3g} (its best {self.best[tid]:.3g}; sweep {self._sweep_best():.3g})"
+                     if value is not None else f"{obj} —")
         self._say(f"{self._name(tid)}  iter {it:>{len(str(self.plan.max_iters))}}/{self.plan.max_iters}  "
                   f"{rate:.2f} it/s  {score}{left}")
         self._say(self.sweep_line(trials))
@@ -74,6 +95,9 @@ class SweepProgress(Callback):
         if it >= self.plan.max_iters:
             self.ended[tid] = "finished"
             self._say(f"{self._name(tid)} finished at iteration {it}{best}")
+        elif self.plan.scheduler != "asha":
+            self.ended[tid] = "stopped"
+            self._say(f"{self._name(tid)} stopped at iteration {it}{best}")
         else:
             rung = max((r for r in asha_rungs(self.plan.grace_iters, self.plan.max_iters) if r <= it), default=it)
             self.ended[tid] = "stopped"
@@ -106,6 +130,12 @@ class SweepProgress(Callback):
         remaining += waiting * self.plan.max_iters
         eta = f", ≤ {_minutes(remaining * elapsed / done)} left" if done else ""
         return f"sweep {self.plan.name}: {', '.join(parts)} of {self.plan.trials}; {_minutes(elapsed)} elapsed{eta}"
+
+    def clone_line(self, tid: str, clone: dict) -> str:
+        """A PBT exploit: whose checkpoint the trial continues from, and its values before → after."""
+        changes = ", ".join(f"{k} {_g(clone['was'].get(k))} → {_g(v)}" for k, v in clone["new"].items())
+        return (f"{self._name(tid)} continues from {self._name(clone['from'])}'s checkpoint of iteration "
+                f"{clone['iter']} (PBT): {changes}")
 
     def _sweep_best(self) -> float:
         values = list(self.best.values())

@@ -7,6 +7,10 @@ section: its sample video (generated | real, with sound) scaled up with its halv
 its metrics in two groups, "image quality" (frame and set metrics, beside the frame grid) and
 "does it listen" (sequence and probe metrics, beside the motion-over-time plot).
 
+Two kinds of sweep add pictures of their own: a PBT sweep its lineage (which trial continued from
+whose checkpoint, and when) and its schedules (the values each trial trained with over iterations);
+a multi-objective sweep its Pareto front, whose trials the table marks, since no one trial is best.
+
 Two steps, so that the layout can be read, changed and tested without a store:
 - `gather_page` does every MLflow query, computes the importances and charts and copies the best
   trial's samples, and returns a `SweepPage`: plain dataclasses of display-ready strings.
@@ -23,6 +27,7 @@ its folder can be copied anywhere together.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import shutil
@@ -41,6 +46,7 @@ from lmgan.atomic import replacing
 from lmgan.errors import LmganError, first_line
 from lmgan.runs import runs_root
 from lmgan.sweep import tracking
+from lmgan.sweep.pareto import non_dominated
 
 STATUSES = ("finished", "stopped", "errored", "running")
 SAMPLE_RE = re.compile(r"iter_(\d+)\.(mp4|png)$")
@@ -54,6 +60,11 @@ GROUP_TITLES = {"image": "image quality", "sync": "does it listen", "other": "tr
 # What a companion of a metric (lmgan.training.artifacts.COMPANIONS) is, in the metric tables.
 COMPANION_WHAT = {"_real": "{base} of the real video itself: what the generated one can reach",
                   "_silence": "{base} with the sound silenced instead of shifted"}
+# What the sweep driver writes for PBT and multi-objective sweeps (search.py, trainable.py).
+SCHEDULE = "schedule."        # + key: a trial's value of a key PBT may change, at each report
+EXPLOIT = "lmgan.exploit."    # + 01, 02, ...: one tag per exploit on the trial's run, its JSON
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6",
+           "#9d755d", "#bab0ac")   # a trial's colour, the same in the lineage and the schedules
 
 
 @dataclass
@@ -68,6 +79,9 @@ class Trial:
     history: list[tuple[int, float]] = field(default_factory=list)
     searched: list[str] = field(default_factory=list)   # its lmgan.searched tag
     baseline: bool = False           # it ran the preset's own values (the sweep's first trial)
+    schedule: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # PBT: key → values
+    exploits: list[dict] = field(default_factory=list)  # PBT: its lmgan.exploit.* tags, in order
+    pareto: bool = False             # on the Pareto front of a multi-objective sweep
 
 
 # --------------------------------------------------------------------------- what the page shows
@@ -96,6 +110,9 @@ class Head:
     written: str
     tracking: str                    # the store's URI, its password redacted
     versus: str = ""                 # how the best trial did against the baseline trial
+    objectives: list[tuple[str, str]] = field(default_factory=list)  # every (name, mode) of a
+    #                                  multi-objective sweep, the primary (`objective`) first; else []
+    scheduler: str = ""              # "asha", "pbt" or "fifo"; "" when the driver did not say
 
 
 @dataclass
@@ -107,6 +124,7 @@ class Row:
     iters: str
     status: str
     baseline: bool = False
+    pareto: bool = False             # on the Pareto front (multi-objective sweeps)
 
 
 @dataclass
@@ -163,6 +181,36 @@ class BestTrial:
 
 
 @dataclass
+class Exploit:
+    """One PBT exploit: a trial dropped its own weights for a better trial's checkpoint and went on
+    from there with the donor's values perturbed."""
+    trial: str                       # the trial that was replaced
+    donor: str                       # the trial whose checkpoint it continued from
+    iteration: str                   # the donor checkpoint's iteration
+    text: str                        # "t03 cloned t01 at iteration 200: lr_g 1.0e-4 → 1.2e-4"
+    was: str                         # the trial's own values before, "lr_g 5.0e-5, ..."
+
+
+@dataclass
+class Lineage:
+    """A PBT sweep's lineage (a lane per trial, an arrow per exploit) and its schedules."""
+    chart: Markup | None             # None when no trial has reached an iteration yet
+    schedules: Markup | None         # one subplot per scheduled key; None when none was logged
+    keys: list[str]                  # the scheduled keys
+    exploits: list[Exploit]          # in the order they happened
+    summary: str                     # how many exploits, how many trials they replaced
+
+
+@dataclass
+class Pareto:
+    """A multi-objective sweep's trade-offs: the trials that no other beats on every objective."""
+    objectives: list[str]            # "fvd (lower is better)", the primary first
+    chart: Markup | None             # 2 objectives: a scatter; 3 or more: a scatter matrix
+    front: list[tuple[TrialRef, list[str]]]   # its trials and their values, best on the primary first
+    note: str                        # how many trials are on it, how many had not every value
+
+
+@dataclass
 class SweepPage:
     """Everything the page shows: what `gather_page` reads from MLflow, `render_page` lays out."""
     head: Head
@@ -172,6 +220,8 @@ class SweepPage:
     parallel: Markup | None          # the parallel-coordinate chart, None when there is none
     history: Markup | None           # the objective over iterations, None when nothing is logged
     best: BestTrial | None           # None when no trial has an objective value
+    lineage: Lineage | None = None   # PBT sweeps only
+    pareto: Pareto | None = None     # multi-objective sweeps only
 
 
 def _log(msg: str) -> None:
@@ -254,15 +304,41 @@ def _trials(c, exp, parent, objective: str) -> list[Trial]:
         steps = [m.step for m in objs]
         history = []
         if objective in metrics:
-            history = sorted((m.step, m.value) for m in c.get_metric_history(r.info.run_id, objective))
+            history = _by_step(c.get_metric_history(r.info.run_id, objective))
             steps += [s for s, _ in history]
+        schedule = {k[len(SCHEDULE):]: _by_step(c.get_metric_history(r.info.run_id, k))
+                    for k in sorted(metrics) if k.startswith(SCHEDULE)}
         iters = int(metrics["iter"]) if _finite(metrics.get("iter")) else (max(steps) if steps else None)
         value = metrics.get(objective)
         out.append(Trial(r.info.run_id, r.data.tags.get(tracking.TRIAL_ID) or r.info.run_name or r.info.run_id,
                          r.data.tags.get(tracking.STATUS, "unknown"), dict(r.data.params), metrics,
                          iters, value if _finite(value) else None, history,
                          [k for k in r.data.tags.get("lmgan.searched", "").split(",") if k],
-                         r.data.tags.get("lmgan.baseline") == "true"))
+                         r.data.tags.get("lmgan.baseline") == "true", schedule, _exploits(r.data.tags)))
+    return out
+
+
+def _by_step(history) -> list[tuple[int, float]]:
+    """A metric's (step, value) in step order, the value logged last where a step has several: a
+    PBT trial logs the steps after its clone's iteration again, for its new lineage."""
+    latest = {}
+    for m in sorted(history, key=lambda m: (m.step, m.timestamp)):
+        latest[m.step] = m.value
+    return sorted(latest.items())
+
+
+def _exploits(tags: dict) -> list[dict]:
+    """A trial's exploits from its numbered lmgan.exploit.* tags, in order; unreadable ones left out."""
+    out = []
+    for key in sorted(k for k in tags if k.startswith(EXPLOIT)):
+        try:
+            e = json.loads(tags[key])
+            if isinstance(e, dict) and isinstance(e.get("from"), str) and isinstance(e.get("iter"), int):
+                out.append(e)
+                continue
+        except ValueError:
+            pass
+        _log(f"tag {key} is not an exploit's JSON; left out")
     return out
 
 
@@ -389,12 +465,13 @@ def _metric_text(metrics: dict[str, float], name: str) -> str:
     return _mean_std(m, metrics.get(f"{name}_std")) if spec and spec.kind == "frame" else _num(m)
 
 
-def _metric_label(name: str, objective: str) -> str:
-    """A metric column's header: which way is better, and whether it is the objective."""
+def _metric_label(name: str, objectives: str | list[str]) -> str:
+    """A metric column's header: which way is better, and whether it is an objective."""
     from lmgan.metrics import REGISTRY
     spec = REGISTRY.get(name)
     arrow = "" if spec is None else (" ↑" if spec.higher_is_better else " ↓")
-    return name + arrow + (" (objective)" if name == objective else "")
+    marked = [objectives] if isinstance(objectives, str) else objectives
+    return name + arrow + (" (objective)" if name in marked else "")
 
 
 def _metric_base(name: str) -> tuple[str, str]:
@@ -430,7 +507,7 @@ def _metric_what(name: str) -> str:
     return COMPANION_WHAT.get(suffix, "{base}, " + COMPANIONS[suffix]).format(base=base)
 
 
-def _metric_groups(metrics: dict[str, float], objective: str) -> list[MetricGroup]:
+def _metric_groups(metrics: dict[str, float], objective: str | list[str]) -> list[MetricGroup]:
     """The latest metrics in their three groups (each present, maybe empty), registry order first,
     a companion right after its metric, a registry metric's _std folded into its mean."""
     from lmgan.metrics import REGISTRY
@@ -587,16 +664,23 @@ def gather_page(c, experiment: str, uri: str, sweep: str | None, files: Path) ->
     parent = _sweep_run(c, exp, sweep)
     files.mkdir(parents=True, exist_ok=True)     # only now: a wrong name leaves no folder behind
     objective, mode = _objective(parent)
+    goals = _goals(parent, objective, mode)      # [] unless the sweep has several objectives
+    if goals:
+        objective, mode = goals[0]
+    marked = [n for n, _ in goals] or [objective]
     runs_url = _runs_url(uri, exp)
     with tempfile.TemporaryDirectory(prefix="lmgan-report-") as tmpdir:
         tmp = Path(tmpdir)
         trials = _trials(c, exp, parent, objective)
-        head = _head(exp, parent, uri, objective, mode, _counts(trials))
+        _mark_front(trials, goals)
+        head = _head(exp, parent, uri, objective, mode, _counts(trials), goals)
         summary = ", ".join(f"{n} {s}" for s, n in head.counts.items() if n)
+        aims = ", ".join(f"{n} ({m})" for n, m in goals or [(objective, mode)])
         _log(f"{exp.name} / {head.sweep}: {_plural(len(trials), 'trial')} ({summary}), "
-             f"objective {objective} ({mode})")
+             f"objective{'s' if goals else ''} {aims}")
         space = _space(c, parent, tmp)
-        trials, best = _ranked(trials, mode == "max")
+        lineage = _lineage(trials) if head.scheduler == "pbt" or any(t.exploits for t in trials) else None
+        trials, best = _ranked(trials, mode == "max", on_front=bool(goals))
         head.versus = _versus(next((t for t in trials if t.baseline), None), best, objective, mode)
         cols = _columns(space, trials)
         _log("computing parameter importances")
@@ -604,12 +688,13 @@ def gather_page(c, experiment: str, uri: str, sweep: str | None, files: Path) ->
         study, skipped = _study(trials, dists, mode == "max") if dists else (None, 0)
         return SweepPage(
             head=head, files=quote(files.name),
-            table=_table(trials, cols, space, objective, best, runs_url),
+            table=_table(trials, cols, space, marked, best, runs_url),
             importance=_importance(study, dists, skipped, objective),
             parallel=_parallel_chart(study, objective),
             history=_history_chart(trials, best, objective),
-            best=_best_trial(c, best, cols, objective, parent.data.tags.get("lmgan.best_trial"),
-                             files, tmp, runs_url))
+            best=_best_trial(c, best, cols, marked, parent.data.tags.get("lmgan.best_trial"),
+                             files, tmp, runs_url),
+            lineage=lineage, pareto=_pareto(trials, goals, runs_url) if goals else None)
 
 
 def _versus(base: Trial | None, best: Trial | None, objective: str, mode: str) -> str:
@@ -626,13 +711,42 @@ def _versus(base: Trial | None, best: Trial | None, objective: str, mode: str) -
 def _objective(parent) -> tuple[str, str]:
     """The sweep's objective and "max"/"min": as the driver tagged them, else the registry's
     direction, so that sweeps from older drivers still rank the right way."""
-    from lmgan.metrics import REGISTRY
     tags = parent.data.tags
     objective = tags.get("lmgan.objective") or parent.data.params.get("objective") or "ssim"
     mode = tags.get("lmgan.mode")
-    if mode not in ("min", "max"):
-        mode = "min" if objective in REGISTRY and not REGISTRY[objective].higher_is_better else "max"
-    return objective, mode
+    return objective, mode if mode in ("min", "max") else _registry_mode(objective)
+
+
+def _registry_mode(name: str) -> str:
+    """A metric's direction by the registry; "max" for a name it does not know."""
+    from lmgan.metrics import REGISTRY
+    return "min" if name in REGISTRY and not REGISTRY[name].higher_is_better else "max"
+
+
+def _goals(parent, objective: str, mode: str) -> list[tuple[str, str]]:
+    """A multi-objective sweep's (objective, mode) pairs, the primary first, from its
+    lmgan.objectives and lmgan.modes tags; [] for a sweep with one objective (older drivers write
+    neither tag). A mode missing or unreadable is the registry's direction."""
+    tags = parent.data.tags
+    names = [n.strip() for n in tags.get("lmgan.objectives", "").split(",") if n.strip()]
+    if len(names) < 2:
+        return []
+    modes = [m.strip() for m in tags.get("lmgan.modes", "").split(",")]
+    if len(modes) != len(names) or not set(modes) <= {"min", "max"}:
+        modes = [mode if n == objective else _registry_mode(n) for n in names]
+    return list(zip(names, modes))
+
+
+def _mark_front(trials: list[Trial], goals: list[tuple[str, str]]) -> None:
+    """Mark the trials on the Pareto front of their latest values: computed here, not read from the
+    driver's lmgan.pareto tags, so that a sweep still running (or interrupted) has its front too."""
+    if not goals:
+        return
+    names = [n for n, _ in goals]
+    points = [tuple(t.metrics[n] for n in names) if all(n in t.metrics for n in names) else None
+              for t in trials]
+    for t, on in zip(trials, non_dominated(points, [m for _, m in goals])):
+        t.pareto = on
 
 
 def _counts(trials: list[Trial]) -> dict[str, int]:
@@ -643,7 +757,8 @@ def _counts(trials: list[Trial]) -> dict[str, int]:
     return counts
 
 
-def _head(exp, parent, uri: str, objective: str, mode: str, counts: dict[str, int]) -> Head:
+def _head(exp, parent, uri: str, objective: str, mode: str, counts: dict[str, int],
+          goals: list[tuple[str, str]]) -> Head:
     """The title lines; the URI's password redacted, since the page is made to be passed around."""
     tags, params = parent.data.tags, parent.data.params
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(parent.info.start_time / 1000)) \
@@ -651,14 +766,16 @@ def _head(exp, parent, uri: str, objective: str, mode: str, counts: dict[str, in
     budget = [f"{k} {params[k]}" for k in SWEEP_PARAMS if k in params]
     return Head(tags.get(tracking.SWEEP) or parent.info.run_name, exp.name, objective, mode,
                 tags.get("lmgan.video", "?"), counts, budget, started, time.strftime("%Y-%m-%d %H:%M"),
-                _redact(uri))
+                _redact(uri), objectives=goals, scheduler=tags.get("lmgan.scheduler", ""))
 
 
-def _ranked(trials: list[Trial], maximize: bool) -> tuple[list[Trial], Trial | None]:
-    """The trials best first by the objective, those without a value last in start order; the best."""
+def _ranked(trials: list[Trial], maximize: bool, on_front: bool = False) -> tuple[list[Trial], Trial | None]:
+    """The trials best first by the (primary) objective, those without a value last in start order;
+    the best: the first, or with `on_front` (a multi-objective sweep) the first on the Pareto front."""
     ranked = sorted((t for t in trials if t.value is not None),
                     key=lambda t: -t.value if maximize else t.value)
-    return ranked + [t for t in trials if t.value is None], (ranked[0] if ranked else None)
+    best = next((t for t in ranked if t.pareto or not on_front), None)
+    return ranked + [t for t in trials if t.value is None], best
 
 
 def _columns(space, trials: list[Trial]) -> list[str]:
@@ -670,23 +787,24 @@ def _columns(space, trials: list[Trial]) -> list[str]:
     return cols
 
 
-def _table(trials: list[Trial], cols: list[str], space, objective: str, best: Trial | None,
+def _table(trials: list[Trial], cols: list[str], space, objectives: list[str], best: Trial | None,
            runs_url: str | None) -> Table:
     """The trials table: searched params, then the registry's metrics that some trial logged (in
-    registry order); the objective always has a column, even before any trial logged it."""
+    registry order); each objective always has a column, even before any trial logged it."""
     from lmgan.metrics import REGISTRY
     present = set().union(*(t.metrics for t in trials)) if trials else set()
     metrics = [n for n in REGISTRY if n in present]
-    if objective in present and objective not in metrics:
-        metrics.insert(0, objective)
-    labels = [_metric_label(n, objective) for n in metrics]
-    if objective not in metrics:
-        metrics.append(objective)
-        labels.append(f"{objective} (objective)")
+    metrics = [n for n in objectives if n in present and n not in metrics] + metrics
+    labels = [_metric_label(n, objectives) for n in metrics]
+    for n in objectives:
+        if n not in metrics:
+            metrics.append(n)
+            labels.append(f"{n} (objective)")
     params = [(k, space[k].describe() if space and k in space else "") for k in cols]
     rows = [Row(_ref(t, runs_url), t is best,
                 [_param_cell(t.params.get(k), space.get(k) if space else None) for k in cols]
-                + [_metric_text(t.metrics, n) for n in metrics], _iters(t), t.status, t.baseline)
+                + [_metric_text(t.metrics, n) for n in metrics], _iters(t), t.status, t.baseline,
+                t.pareto)
             for t in trials]
     return Table(params, labels, rows)
 
@@ -745,18 +863,171 @@ def _history_chart(trials: list[Trial], best: Trial | None, objective: str) -> M
     return _fig_html(fig, "objective-history", 460)
 
 
-def _best_trial(c, best: Trial | None, cols: list[str], objective: str, recorded: str | None,
+def _lineage(trials: list[Trial]) -> Lineage:
+    """A PBT sweep's lineage and schedules, the trials in start order (each keeps its colour)."""
+    names = {t.trial_id for t in trials}
+    exploits = [(t, e, _exploit(t.trial_id, e)) for t in trials for e in t.exploits]
+    exploits.sort(key=lambda x: (x[1]["iter"], x[0].trial_id))
+    keys = sorted({k for t in trials for k in t.schedule})
+    replaced = sum(1 for t in trials if t.exploits)
+    summary = (f"{_plural(len(exploits), 'exploit')}: {replaced} of {_plural(len(trials), 'trial')} "
+               f"continued from a better trial's checkpoint, with that trial's values perturbed"
+               if exploits else "No exploit yet: every trial has trained its own weights with its own values")
+    unknown = sorted({e["from"] for _, e, _ in exploits} - names)
+    if unknown:
+        summary += f" (donor{'s' if len(unknown) > 1 else ''} without a run: {', '.join(unknown)})"
+    return Lineage(_lineage_chart(trials, exploits), _schedules_chart(trials, keys), keys,
+                   [x for _, _, x in exploits], summary + ".")
+
+
+def _exploit(trial: str, e: dict) -> Exploit:
+    """One exploit in words: the donor's values, and those the trial went on with after explore."""
+    donor, new, was = (e.get(k) if isinstance(e.get(k), dict) else {} for k in ("donor", "new", "was"))
+    changes = [f"{k} {_short(donor[k])} → {_short(v)}" if donor.get(k) is not None else f"{k} {_short(v)}"
+               for k, v in new.items()]
+    at = e.get("at")
+    text = (f"{trial} cloned {e['from']} at iteration {e['iter']}"
+            + (f" (it was at iteration {at})" if isinstance(at, int) and at != e["iter"] else "")
+            + (f": {', '.join(changes)}" if changes else ""))
+    return Exploit(trial, str(e["from"]), str(e["iter"]), text,
+                   ", ".join(f"{k} {_short(v)}" for k, v in was.items()))
+
+
+def _short(v) -> str:
+    """A scheduled value as a person reads it: 1.2e-4, 0.5, 32, convgru."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, float) and v and math.isfinite(v) and not 1e-3 <= abs(v) < 1e4:
+        mantissa, exponent = f"{v:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return _num(v)
+
+
+def _colours(trials: list[Trial]) -> dict[str, str]:
+    return {t.trial_id: PALETTE[i % len(PALETTE)] for i, t in enumerate(trials)}
+
+
+def _lineage_chart(trials: list[Trial], exploits: list[tuple[Trial, dict, Exploit]]) -> Markup | None:
+    """A lane per trial over the iterations it trained, and an arrow per exploit from the donor's
+    lane to the trial's at the donor checkpoint's iteration: which weights each trial ends with."""
+    import plotly.graph_objects as go
+    ends = {t.trial_id: max([t.iters or 0] + [s for h in t.schedule.values() for s, _ in h]) for t in trials}
+    if not any(ends.values()):
+        return None
+    colours, lanes = _colours(trials), [t.trial_id for t in trials]
+    fig = go.Figure()
+    for t in trials:
+        fig.add_trace(go.Scatter(x=[0, ends[t.trial_id]], y=[t.trial_id] * 2, mode="lines", name=t.trial_id,
+                                 line=dict(width=8, color=colours[t.trial_id]), opacity=0.6, showlegend=False,
+                                 hovertemplate=f"{t.trial_id}: iterations 0–{ends[t.trial_id]}<extra></extra>"))
+    if exploits:
+        x, y, text, symbols = [], [], [], []
+        for t, e, ex in exploits:
+            hover = ex.text + (f"<br>its own values before: {ex.was}" if ex.was else "")
+            x += [e["iter"], e["iter"], None]
+            y += [ex.donor, t.trial_id, None]
+            text += [hover, hover, ""]
+            symbols += ["circle", "arrow", "circle"]
+            if ex.donor not in lanes:
+                lanes.append(ex.donor)
+        fig.add_trace(go.Scatter(x=x, y=y, text=text, mode="lines+markers", name="exploit",
+                                 hoverinfo="text", line=dict(color="#333", width=1.5),
+                                 marker=dict(symbol=symbols, size=[7, 13, 0] * len(exploits),
+                                             angleref="previous", color="#333"), showlegend=False))
+    fig.update_layout(xaxis_title="iteration", yaxis_title=None, hovermode="closest",
+                      yaxis=dict(type="category", categoryorder="array", categoryarray=lanes[::-1]))
+    return _fig_html(fig, "lineage-chart", max(220, 90 + 36 * len(lanes)))
+
+
+def _schedules_chart(trials: list[Trial], keys: list[str]) -> Markup | None:
+    """One subplot per scheduled key, each trial its values over iterations as a step line (held
+    from one report to the next); a log axis for learning rates and values spanning decades."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    if not keys:
+        return None
+    colours = _colours(trials)
+    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, subplot_titles=keys,
+                        vertical_spacing=min(0.12, 0.5 / len(keys)))
+    for row, k in enumerate(keys, 1):
+        for t in trials:
+            if points := t.schedule.get(k):
+                fig.add_trace(go.Scatter(x=[s for s, _ in points], y=[v for _, v in points], mode="lines+markers",
+                                         line=dict(shape="hv", color=colours[t.trial_id]), marker=dict(size=4),
+                                         name=t.trial_id, legendgroup=t.trial_id, showlegend=row == 1,
+                                         hovertemplate=f"{t.trial_id}: {k} %{{y:.3g}} at iteration %{{x}}"
+                                                       f"<extra></extra>"), row=row, col=1)
+        values = [v for t in trials for _, v in t.schedule.get(k, [])]
+        if values and min(values) > 0 and (k.startswith("lr") or max(values) > 10 * min(values)):
+            fig.update_yaxes(type="log", row=row, col=1)
+    fig.update_xaxes(title_text="iteration", row=len(keys), col=1)
+    return _fig_html(fig, "schedules-chart", 80 + 240 * len(keys))
+
+
+def _pareto(trials: list[Trial], goals: list[tuple[str, str]], runs_url: str | None) -> Pareto:
+    """The front of the trials' latest values (`_mark_front`), the trials in their ranked order."""
+    names = [n for n, _ in goals]
+    valued = [t for t in trials if all(_finite(t.metrics.get(n)) for n in names)]
+    front = [t for t in trials if t.pareto]
+    note = (f"{len(front)} of {_plural(len(valued), 'trial')} with a value of every objective "
+            f"{'is' if len(front) == 1 else 'are'} on the Pareto front: no other trial is at least as good "
+            f"on {' and '.join(names)} and better on one.")
+    if len(valued) < len(trials):
+        note += f" {_plural(len(trials) - len(valued), 'trial')} without a value of every objective left out."
+    labels = [_aim(n, m) for n, m in goals]
+    return Pareto(labels, _pareto_chart(valued, goals, labels) if valued else None,
+                  [(_ref(t, runs_url), [_num(t.metrics[n]) for n in names]) for t in front], note)
+
+
+def _aim(name: str, mode: str) -> str:
+    return f"{name} ({'higher' if mode == 'max' else 'lower'} is better)"
+
+
+def _pareto_chart(trials: list[Trial], goals: list[tuple[str, str]], labels: list[str]) -> Markup:
+    """Two objectives: a scatter, the front's trials large and joined in order, the others faint;
+    three or more: a scatter matrix of every pair, marked the same way."""
+    import plotly.graph_objects as go
+    names = [n for n, _ in goals]
+
+    def hover(t):
+        return f"{t.trial_id}: " + ", ".join(f"{n} {_num(t.metrics[n])}" for n in names)
+
+    groups = [("Pareto front", sorted((t for t in trials if t.pareto), key=lambda t: t.metrics[names[0]]),
+               dict(size=14, color="#e0a800", line=dict(width=1, color="#333")), 1.0),
+              ("dominated", [t for t in trials if not t.pareto], dict(size=8, color="#888"), 0.4)]
+    fig = go.Figure()
+    for name, group, marker, opacity in groups:
+        if not group:
+            continue
+        text = [hover(t) for t in group]
+        if len(goals) == 2:
+            fig.add_trace(go.Scatter(x=[t.metrics[names[0]] for t in group], y=[t.metrics[names[1]] for t in group],
+                                     mode="lines+markers" if name == "Pareto front" else "markers", name=name,
+                                     marker=marker, opacity=opacity, text=text, hoverinfo="text",
+                                     line=dict(color="#e0a800", width=2)))
+        else:
+            fig.add_trace(go.Splom(dimensions=[dict(label=lab, values=[t.metrics[n] for t in group])
+                                               for n, lab in zip(names, labels)],
+                                   name=name, marker=marker, opacity=opacity, text=text, hoverinfo="text",
+                                   diagonal_visible=False, showupperhalf=False))
+    if len(goals) == 2:
+        fig.update_layout(xaxis_title=labels[0], yaxis_title=labels[1])
+        return _fig_html(fig, "pareto-chart", 480)
+    return _fig_html(fig, "pareto-chart", 200 * len(goals) + 100)
+
+
+def _best_trial(c, best: Trial | None, cols: list[str], objectives: list[str], recorded: str | None,
                 files: Path, tmp: Path, runs_url: str | None) -> BestTrial | None:
     """The best trial's params and latest metrics in their groups, and its samples, downloaded
     into `files`."""
     if best is None:
         return None
-    _log(f"best trial {best.trial_id} ({objective} {_num(best.value)}), downloading its sample")
+    _log(f"best trial {best.trial_id} ({objectives[0]} {_num(best.value)}), downloading its sample")
     samples, note = _best_samples(c, best, files, tmp)
     return BestTrial(_ref(best, runs_url), _num(best.value), best.status, _iters(best),
                      "" if recorded == best.trial_id else recorded or "",
                      [(k, best.params.get(k, "")) for k in cols],
-                     _metric_groups(best.metrics, objective), samples, note,
+                     _metric_groups(best.metrics, objectives), samples, note,
                      sorted(best.params.items()))
 
 

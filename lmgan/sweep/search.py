@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lmgan.arguments import OneLineParser
-from lmgan.config import config_notes
+from lmgan.config import TUNABLE_KEYS, config_notes
 from lmgan.errors import LmganError, first_line
 from lmgan.runs import runs_root
 from lmgan.sweep.plan import SweepPlan, known_sweeps, load_plan
@@ -28,6 +28,7 @@ from lmgan.sweep.space import dump_space
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SPACE = REPO / "sweeps" / "spaces" / "default.yaml"
+SCHEDULERS = ("asha", "pbt", "fifo")
 DEFAULTS = {"trials": 20, "objective": "fvd", "max_iters": None, "grace_iters": None,
             "eval_every": None, "space": None}
 
@@ -53,10 +54,18 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    f"the demo's: {sweep_default('space', DEFAULT_SPACE.relative_to(REPO))})")
     p.add_argument("--trials", type=int, help=f"trials to run (default {DEFAULTS['trials']}; "
                    f"the demo's: {sweep_default('trials', DEFAULTS['trials'])})")
-    p.add_argument("--objective", help=f"metric ASHA and Optuna optimise (default {DEFAULTS['objective']}, "
-                   f"the demo's {sweep_default('objective', DEFAULTS['objective'])}; any of {', '.join(REGISTRY)})")
+    p.add_argument("--objective", help=f"metric the search optimises (default {DEFAULTS['objective']}, "
+                   f"the demo's {sweep_default('objective', DEFAULTS['objective'])}; any of {', '.join(REGISTRY)}); "
+                   "two or three, comma-separated (fvd,av_align), for a multi-objective search whose "
+                   "result is the Pareto front")
+    p.add_argument("--scheduler", choices=SCHEDULERS, help="asha: Optuna proposes, ASHA stops weak trials "
+                   "early (default for one objective); pbt: population-based training, weak trials "
+                   "continue from strong ones' checkpoints with mutated learning rates and loss weights; "
+                   "fifo: every trial runs to --max-iters (default, and the only choice, for several "
+                   "objectives)")
     p.add_argument("--max-iters", type=int, help="iterations of a trial that is never stopped")
-    p.add_argument("--grace-iters", type=int, help="iterations before ASHA may stop a trial")
+    p.add_argument("--grace-iters", type=int, help="iterations before a trial is judged: ASHA's first "
+                   "stop, PBT's interval between exploits")
     p.add_argument("--eval-every", type=int, help="iterations between evaluations (= reports, "
                    "checkpoints and samples)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed "
@@ -103,7 +112,11 @@ def make_plan(args, storage: str) -> SweepPlan:
     video = resolve(args.video)
     opts = {**DEFAULTS, **(video.sweep or {})}
     opts.update({key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None})
-    objective = lookup([opts["objective"]], "--objective")[0]
+    objectives = lookup(opts["objective"].split(","), "--objective")
+    if len({o.name for o in objectives}) != len(objectives) or len(objectives) > 3:
+        raise LmganError(f"--objective {opts['objective']}: give one metric, or two or three different ones")
+    objective = objectives[0]
+    scheduler = _scheduler(args.scheduler, len(objectives))
     if opts["trials"] < 1:
         raise LmganError(f"--trials {opts['trials']}: must be at least 1")
 
@@ -119,7 +132,8 @@ def make_plan(args, storage: str) -> SweepPlan:
     config = validate(apply_overrides(base, {
         "iters": max_iters, "eval_every": eval_every, "ckpt_every": eval_every,
         "sample_every": eval_every, "log_every": min(base.log_every, eval_every),
-        "eval_metrics": list(dict.fromkeys([objective.name, *base.eval_metrics])), "seed": args.seed}, "sweep"))
+        "eval_metrics": list(dict.fromkeys([*(o.name for o in objectives), *base.eval_metrics])),
+        "seed": args.seed}, "sweep"))
     space_path = Path(opts["space"]) if opts["space"] else DEFAULT_SPACE
     if not args.space and not space_path.is_absolute():       # a registry entry's: repository-relative
         space_path = REPO / space_path
@@ -129,6 +143,9 @@ def make_plan(args, storage: str) -> SweepPlan:
         raise LmganError(f"sweep {name!r} exists in {storage}; continue it with --resume "
                          f"--name {name} or choose another --name")
     space = spaces.load_space(space_path, config)
+    if scheduler == "pbt" and not any(k in TUNABLE_KEYS for k in space):
+        raise LmganError(f"--scheduler pbt: {space_path.name} searches none of the settings PBT can change "
+                         f"during a trial ({', '.join(sorted(TUNABLE_KEYS))})")
     baseline = None if args.no_baseline else {k: getattr(config, k) for k in sorted(space)}
     outside = [k for k in baseline or {} if not space[k].contains(baseline[k])]
     if outside:       # Optuna cannot propose a value its distribution does not hold
@@ -140,7 +157,19 @@ def make_plan(args, storage: str) -> SweepPlan:
     return SweepPlan(name=name, video=video.name, source=str(video.path), objective=objective.name,
                      mode="max" if objective.higher_is_better else "min", trials=opts["trials"],
                      max_iters=max_iters, grace_iters=grace, eval_every=eval_every, space=space,
-                     space_file=str(space_path), config=config, seed=args.seed, baseline=baseline)
+                     space_file=str(space_path), config=config, seed=args.seed, baseline=baseline,
+                     scheduler=scheduler, objectives=tuple(o.name for o in objectives),
+                     modes=tuple("max" if o.higher_is_better else "min" for o in objectives))
+
+
+def _scheduler(chosen: str | None, n_objectives: int) -> str:
+    """ASHA and PBT rank trials by one metric; several objectives run every trial to the end."""
+    if n_objectives == 1:
+        return chosen or "asha"
+    if chosen not in (None, "fifo"):
+        raise LmganError(f"--scheduler {chosen} ranks trials by one metric; a multi-objective sweep runs "
+                         f"every trial to --max-iters (leave --scheduler out, or give fifo)")
+    return "fifo"
 
 
 def _resumed_plan(args, storage: str) -> SweepPlan:
@@ -149,7 +178,7 @@ def _resumed_plan(args, storage: str) -> SweepPlan:
         raise LmganError("--resume needs --name SWEEP (the name printed when it started)")
     plan = load_plan(storage, args.name)
     extra = [k for k in ("video", "space", "trials", "objective", "max_iters", "grace_iters",
-                         "eval_every", "preset") if getattr(args, k, None) is not None] + (
+                         "eval_every", "preset", "scheduler") if getattr(args, k, None) is not None] + (
         ["set"] if args.set else []) + (["no_baseline"] if args.no_baseline else [])
     if extra:
         raise LmganError(f"--resume continues the sweep as it was planned; drop --{extra[0].replace('_', '-')}")
@@ -299,8 +328,10 @@ def _start_sweep_run(plan: SweepPlan, runs_dir: Path) -> SweepPlan:
     experiment_id = plan.experiment_id or tracking.ensure_experiment(uri, plan.video, artifacts)
     parent = tracking.start_sweep_run(
         uri, experiment_id, plan.name,
-        tags={"lmgan.video": plan.video, "lmgan.objective": plan.objective, "lmgan.mode": plan.mode},
-        params={"objective": plan.objective, "trials": plan.trials, "max_iters": plan.max_iters,
+        tags={"lmgan.video": plan.video, "lmgan.objective": plan.objective, "lmgan.mode": plan.mode,
+              "lmgan.objectives": ",".join(n for n, _ in plan.goals),
+              "lmgan.modes": ",".join(m for _, m in plan.goals), "lmgan.scheduler": plan.scheduler},
+        params={"objective": ",".join(n for n, _ in plan.goals), "scheduler": plan.scheduler, "trials": plan.trials, "max_iters": plan.max_iters,
                 "grace_iters": plan.grace_iters, "eval_every": plan.eval_every, "space": plan.space_file,
                 **{f"fixed.{k}": v for k, v in plan.fixed.items()}},
         files={"search_space.yaml": _yaml(dump_space(plan.space))})
@@ -323,17 +354,14 @@ def _trainable(plan: SweepPlan):
                      objective=plan.objective, tracking_uri=plan.tracking_uri,
                      experiment_id=plan.experiment_id, parent_run_id=plan.parent_run_id,
                      searched=plan.searched, threads=max(1, int(cpus)), gpu_share=gpus if gpus < 1 else 0.0,
-                     baseline=plan.baseline)
+                     baseline=plan.baseline, scheduled=plan.mutable if plan.scheduler == "pbt" else [])
     return tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes),
                                {"cpu": cpus, "gpu": gpus})
 
 
 def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
     """Tune's experiment: restored where --resume finds one, else a new TPE + ASHA search."""
-    import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from lmgan.sweep.progress import SweepProgress, trial_name
     from lmgan.sweep.snapshot import mend_missing_checkpoints
@@ -348,19 +376,11 @@ def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
                 print(f"sweep {plan.name}: {what}: Tune's last snapshot named a checkpoint deleted "
                       f"after it; the trial continues from its newest", file=sys.stderr)
         return tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=False)
-    objective, mode = plan.objective, plan.mode
     run_config = tune.RunConfig(
         name=plan.name, storage_path=storage, verbose=args.verbose, callbacks=[SweepProgress(plan)],
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=objective,
-                                                checkpoint_score_order=mode))
-    sampler = optuna.samplers.TPESampler(seed=plan.seed, multivariate=True,
-                                         n_startup_trials=max(2, min(10, plan.trials // 3)))
-    storage_opt = optuna.storages.RDBStorage(args.optuna_storage) if args.optuna_storage else None
-    search = OptunaSearch(metric=objective, mode=mode, sampler=sampler, storage=storage_opt,
-                          study_name=plan.name, points_to_evaluate=[plan.baseline] if plan.baseline else None)
-    scheduler = ASHAScheduler(time_attr="iter", metric=objective, mode=mode, max_t=plan.max_iters,
-                              grace_period=plan.grace_iters, reduction_factor=3)
+        checkpoint_config=_checkpoints(plan))
+    search, scheduler = _search(plan, args.optuna_storage)
     return tune.Tuner(trainable, param_space=to_tune(plan.space), run_config=run_config,
                       tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler,
                                                   num_samples=plan.trials, max_concurrent_trials=fit,
@@ -369,6 +389,70 @@ def _tuner(plan: SweepPlan, trainable, args, storage: str, fit: int):
                                                   reuse_actors=True,
                                                   trial_dirname_creator=lambda t: t.trial_id,
                                                   trial_name_creator=trial_name))
+
+
+def _checkpoints(plan: SweepPlan):
+    """Which reported checkpoints Tune keeps. ASHA's trials keep their two best. A PBT trial
+    and a multi-objective one are judged by their last evaluation, so they keep their newest;
+    PBT's as many as a lagging clone may still ask for (the one a donor saved at its last
+    exploit step, up to two exploit intervals ago)."""
+    from ray import tune
+    if not plan.judged_by_last:
+        return tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=plan.objective,
+                                     checkpoint_score_order=plan.mode)
+    keep = 2 * math.ceil(plan.grace_iters / plan.eval_every) + 2 if plan.scheduler == "pbt" else 2
+    return tune.CheckpointConfig(num_to_keep=keep, checkpoint_score_attribute="iter",
+                                 checkpoint_score_order="max")
+
+
+def _PBT(max_iters: int, **kw):
+    """Tune's PBT, except at a trial's last report: a clone there would only copy the donor's
+    final model under new values it never trains with."""
+    from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+
+    class FinalReportKept(PopulationBasedTraining):
+        def on_trial_result(self, tune_controller, trial, result):
+            if result.get("iter", 0) >= max_iters:
+                return TrialScheduler.CONTINUE
+            return super().on_trial_result(tune_controller, trial, result)
+
+    return FinalReportKept(**kw)
+
+
+def _search(plan: SweepPlan, optuna_storage: str | None):
+    """Who proposes the trials and who stops or steers them: TPE + ASHA; TPE over several
+    objectives, every trial to the end; or PBT's population, drawn at random and then steered."""
+    import random
+
+    import optuna
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.optuna import OptunaSearch
+
+    first = [plan.baseline] if plan.baseline else None
+    if plan.scheduler == "pbt":
+        random.seed(plan.seed)           # PBT's exploit and explore draw from `random`
+        space = plan.space
+
+        def clamp(config: dict) -> dict:
+            return {**config, **{k: space[k].clamp(config[k]) for k in plan.mutable}}
+
+        scheduler = _PBT(
+            plan.max_iters, time_attr="iter", metric=plan.objective, mode=plan.mode, perturbation_interval=plan.grace_iters,
+            hyperparam_mutations={k: space[k].to_mutation() for k in plan.mutable},
+            quantile_fraction=0.25, resample_probability=0.25, custom_explore_fn=clamp)
+        return BasicVariantGenerator(points_to_evaluate=first, random_state=plan.seed), scheduler
+    names, modes = [n for n, _ in plan.goals], [m for _, m in plan.goals]
+    sampler = optuna.samplers.TPESampler(seed=plan.seed, multivariate=True,
+                                         n_startup_trials=max(2, min(10, plan.trials // 3)))
+    storage = optuna.storages.RDBStorage(optuna_storage) if optuna_storage else None
+    search = OptunaSearch(metric=names if plan.multi_objective else plan.objective,
+                          mode=modes if plan.multi_objective else plan.mode, sampler=sampler,
+                          storage=storage, study_name=plan.name, points_to_evaluate=first)
+    if plan.scheduler == "fifo":
+        return search, FIFOScheduler()
+    return search, ASHAScheduler(time_attr="iter", metric=plan.objective, mode=plan.mode,
+                                 max_t=plan.max_iters, grace_period=plan.grace_iters, reduction_factor=3)
 
 
 def _sweep(plan: SweepPlan, args, storage: str, fit: int) -> int:

@@ -49,6 +49,19 @@ class Param:
             return d.IntDistribution(*self.values)
         return d.CategoricalDistribution(list(self.values))
 
+    def to_mutation(self):
+        """PBT's form: a choice is a list (explore steps to a neighbour), a range a distribution
+        (explore multiplies by 0.8 or 1.2, or resamples)."""
+        return list(self.values) if self.kind == "choice" else self.to_tune()
+
+    def clamp(self, value):
+        """`value` moved into the range: PBT's multiplications must not leave the space."""
+        if self.kind == "choice":
+            return value
+        low, high = self.values
+        v = min(max(value, low), high)
+        return int(round(v)) if self.kind == "int" else float(v)
+
     def contains(self, value) -> bool:
         """Whether the distribution can propose `value` (a baseline outside it is still run)."""
         if self.kind == "choice":

@@ -18,6 +18,7 @@ from pathlib import Path
 from lmgan.errors import LmganError, first_line
 from lmgan.runs import runs_root
 from lmgan.sweep import tracking
+from lmgan.sweep.pareto import non_dominated
 from lmgan.sweep.plan import SweepPlan, is_baseline
 from lmgan.sweep.trainable import CKPT_FILE
 
@@ -39,8 +40,21 @@ def _best(result, objective: str, mode: str):
     return value, it, ckpt
 
 
+def _judged(result, plan: SweepPlan):
+    """(value, iteration, checkpoint) the trial is judged by: its best evaluation (ASHA), or
+    its last (PBT's final model; Optuna's multi-objective score), with the checkpoint of it."""
+    if not plan.judged_by_last:
+        return _best(result, plan.objective, plan.mode)
+    m = result.metrics or {}
+    value = m.get(plan.objective)
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        return None, None, None
+    return float(value), int(m.get("iter", 0)), result.checkpoint
+
+
 def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     objective, mode, uri = plan.objective, plan.mode, plan.tracking_uri
+    names_of = [n for n, _ in plan.goals]
     # fit() also returns when the driver is interrupted (Ctrl-C): then some trials neither
     # ended nor errored, and a trial short of max_iters may be stopped or merely paused.
     interrupted = (len(results) < plan.trials
@@ -62,13 +76,14 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
             status = "finished"
         else:
             status = "interrupted" if interrupted else "stopped"
-        value, best_iter, ckpt = _best(r, objective, mode)
+        value, best_iter, ckpt = _judged(r, plan)
         run = tracking.find_run(c, exp, **{tracking.PARENT: parent, tracking.TRIAL_ID: trial})
         if run is not None and r.checkpoint is not None:
             _send_unsent(c, run.info.run_id, r.checkpoint)
         if run is not None and status != "interrupted":
             _settle(c, run, status, r.error, objective, value, best_iter, ckpt)
-        rows.append({"trial": trial, "status": status, "iter": reached, objective: value,
+        others = {n: m.get(n) if value is not None else None for n in names_of[1:]}
+        rows.append({"trial": trial, "status": status, "iter": reached, objective: value, **others,
                      "best_iter": best_iter, **{k: r.config.get(k) for k in plan.searched},
                      "run_id": run.info.run_id if run else ""})
 
@@ -85,8 +100,15 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     sign = -1 if mode == "max" else 1
     rows.sort(key=lambda row: (row[objective] is None, sign * (row[objective] or 0)))
     best = rows[0] if rows and rows[0][objective] is not None else None
+    front = []
+    if plan.multi_objective:      # no one best: the trials no other beats on every objective
+        marks = non_dominated([tuple(row[n] for n in names_of) for row in rows], [m for _, m in plan.goals])
+        for row, on in zip(rows, marks):
+            row["pareto"] = on
+        front = [row for row in rows if row["pareto"]]
+        best = None
     base = next((row for row in rows if is_baseline(row, plan.baseline)), None)
-    table = _markdown(rows, objective, plan.searched)
+    table = _markdown(rows, names_of, plan.searched)
     names, view = {}, None
     try:     # readable, numbered trial names saying how each ended; a view of them for the UI
         names = tracking.name_trials(c, exp, parent, {r["run_id"]: r["iter"] for r in rows if r["run_id"]})
@@ -96,13 +118,18 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     try:
         c.log_text(parent, _csv(rows), "summary.csv")
         c.log_text(parent, table, "summary.md")
-        named = _markdown(rows, objective, plan.searched, names)
+        named = _markdown(rows, names_of, plan.searched, names)
         c.set_tag(parent, tracking.NOTE, f"{len(rows)} trials, best first:\n\n{named}")
         if best:
             c.set_tag(parent, "lmgan.best_trial", best["trial"])
             c.set_tag(parent, "lmgan.best_run_id", best["run_id"])
             c.log_metric(parent, f"best_{objective}", best[objective])
-        if base and base[objective] is not None:
+        if plan.multi_objective:
+            c.set_tag(parent, "lmgan.pareto_trials", ",".join(row["trial"] for row in front))
+            for row in front:
+                if row["run_id"]:
+                    c.set_tag(row["run_id"], "lmgan.pareto", "true")
+        if base and base[objective] is not None and not plan.multi_objective:
             c.set_tag(parent, "lmgan.baseline_trial", base["trial"])
             c.log_metric(parent, f"baseline_{objective}", base[objective])
         c.log_metric(parent, "wall_s", wall_s)
@@ -117,7 +144,14 @@ def finish_sweep(results, plan: SweepPlan, wall_s: float) -> int:
     if best:
         label = f" ({names[best['run_id']]})" if best["run_id"] in names else ""
         print(f"best: {best['trial']}{label} {objective}={best[objective]:.4g} at iteration {best['best_iter']}")
-    if base:
+    if front:
+        print(f"Pareto front ({len(front)} of {len(rows)} trials; no other trial is better on every "
+              f"objective of {', '.join(names_of)}):")
+        for row in front:
+            label = f" ({names[row['run_id']]})" if row["run_id"] in names else ""
+            print(f"  {row['trial']}{label} " + " ".join(f"{n}={row[n]:.4g}" for n in names_of)
+                  + f" at iteration {row['best_iter']}" + (" (baseline)" if row is base else ""))
+    if base and not plan.multi_objective:
         print(baseline_line(base, best, objective, mode))
     for line in ui_lines(uri, exp, view, [r["run_id"] for r in rows if r["run_id"]]):
         print(line)
@@ -191,14 +225,17 @@ def _settle(c, run, status, error, objective, value, best_iter, ckpt) -> None:
 def _fmt(v) -> str:
     if v is None:
         return "—"
+    if isinstance(v, bool):
+        return "✓" if v else ""
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
 
 
-def _markdown(rows: list[dict], objective: str, searched: list[str], names: dict | None = None) -> str:
+def _markdown(rows: list[dict], objectives: list[str], searched: list[str], names: dict | None = None) -> str:
     """The summary table; with `names` (run id → run name) a first column of run names."""
-    cols = ["trial", "status", "iter", objective, *searched]
+    cols = ["trial", "status", "iter", *objectives, *(["pareto"] if rows and "pareto" in rows[0] else []),
+            *searched]
     head = (["run"] if names else []) + cols
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(([names.get(r["run_id"], "—")] if names else [])

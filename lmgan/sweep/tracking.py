@@ -286,6 +286,14 @@ class TrialRun:
         self.pending_tags[key] = value
         self.flush()
 
+    def delete_tag(self, key: str) -> None:
+        """Remove a tag (a PBT clone a resumed sweep undid); one that is not there is fine."""
+        self.pending_tags.pop(key, None)
+        try:
+            self.c.delete_tag(self.run_id, key)
+        except Exception:       # absent, or the server is down: the tag stays, stale but named
+            pass
+
     def metrics(self, values: dict, step: int) -> None:
         from mlflow.entities import Metric
         if step <= self.logged_up_to:

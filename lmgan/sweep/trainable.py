@@ -9,6 +9,7 @@ resumed sweep) continues from its last report with its optimizer, RNG and carrie
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import yaml
 
 from lmgan import atomic
 from lmgan.config import Config, apply_overrides, validate
@@ -32,6 +34,9 @@ from lmgan.sweep.tracking import final_wait_s, link_or_copy
 from lmgan.weights import cache_dir
 
 CKPT_FILE = "ckpt.pt"
+ORIGIN_FILE = "origin.json"      # beside it: which trial reported the checkpoint, with which values
+LINEAGE_FILE = "lineage.json"    # in a trial's folder and on its run: the checkpoints it was cloned from
+EXPLOIT = "lmgan.exploit."       # + 01, 02, ...: one tag per clone, its JSON on the trial's run
 BASELINE = "lmgan.baseline"      # tag of the trial that runs the preset's own values
 
 
@@ -51,6 +56,7 @@ class TrialSpec:
     threads: int = 1
     gpu_share: float = 0.0       # a fraction of a GPU per trial caps the trial's GPU memory
     baseline: dict | None = None # the preset's values of the searched keys (the first trial's)
+    scheduled: list = field(default_factory=list)   # keys PBT may change: logged as schedule.<key>
 
 
 def trial_config(spec: TrialSpec, searched: dict) -> Config:
@@ -76,9 +82,11 @@ class TuneEvents(TrainingEvents):
     + gauges; samples → MLflow artifacts; checkpoints → tune.report(metrics, checkpoint)."""
 
     def __init__(self, tracker, gauges, run_dir: Path, final_iter: int, setup_s: float = 0.0,
-                 last_eval: dict | None = None):
+                 last_eval: dict | None = None, origin: dict | None = None, clone: dict | None = None):
         self.tracker, self.gauges, self.run_dir = tracker, gauges, run_dir
         self.final_iter = final_iter
+        self.origin = origin or {}       # this trial and its values, written beside each checkpoint
+        self.clone = clone               # said once, in the first report after a PBT clone
         self.last_eval: dict = last_eval or {}
         self.it_per_s = 0.0
         # Where a trial's time goes (lmgan.sweep.bench prints it): the adapter's own cost is
@@ -116,6 +124,8 @@ class TuneEvents(TrainingEvents):
     def on_checkpointed(self, iteration: int, path: Path) -> None:
         with self._timed("mlflow"):
             self.tracker.artifact(self.run_dir / "losses.png")
+            if schedule := self.origin.get("schedule"):     # a PBT trial's values over iterations
+                self.tracker.metrics({f"schedule.{k}": v for k, v in schedule.items()}, iteration)
             own = sum(v for k, v in self.times.items() if k != "setup")
             self.tracker.metrics({f"time_{k}_s": v for k, v in self.times.items()}
                                  | {"time_train_s": time.perf_counter() - self.t_run - own,
@@ -129,8 +139,11 @@ class TuneEvents(TrainingEvents):
     def report(self, iteration: int, ckpt: Path) -> None:
         from ray import tune
         metrics = {"iter": iteration, "it_per_s": self.it_per_s, **self.last_eval}
+        if self.clone:
+            metrics["cloned"], self.clone = json.dumps(self.clone), None
         with tempfile.TemporaryDirectory(dir=self.run_dir) as d:
             link_or_copy(ckpt, Path(d) / CKPT_FILE)
+            (Path(d) / ORIGIN_FILE).write_text(json.dumps({**self.origin, "iter": iteration}))
             self.tracker.save_unsent(Path(d))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
@@ -168,20 +181,34 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
         tracker.tag(BASELINE, "true")
     trainer = gauges = None
     try:     # building the networks is where a too-big configuration usually runs out of memory
-        restore = None
+        restore, clone, lineage = None, None, _lineage(run_dir)
         if (restored := tune.get_checkpoint()) is not None:
             with restored.as_directory() as d:
                 restore = checkpoint.load(Path(d) / CKPT_FILE)
-                tracker.take_back(Path(d), run_dir / "unsent")
+                origin = _origin(Path(d))
+                if origin.get("trial") in (None, trial_id):   # its own: a restart, a resumed sweep
+                    tracker.take_back(Path(d), run_dir / "unsent")   # (a donor's unsent are the donor's)
+                    lineage = _undo_clones(tracker, run_dir, lineage, origin.get("clones", 0))
+                else:
+                    clone = _clone(origin, run_dir, restore["iteration"], config, spec.scheduled)
+        if clone is not None and not (lineage and _same_clone(lineage[-1], clone)):
+            lineage = _record_clone(tracker, run_dir, lineage, clone)
+            tracker.logged_up_to = clone["iter"] - 1    # the new lineage's values are logged again
         trainer = open_run(run_dir, cfg, materialise_source(spec, video_bytes), label=spec.video,
                            restore=restore, name=f"trial {trial_id}", progress=False)
         tracker.artifact(run_dir / "config.yaml")
         if restore is not None:
             tracker.tag("lmgan.restored_from", str(trainer.iteration))   # a restart continues there
+        if spec.scheduled:     # where its schedule starts, or changes after a clone
+            tracker.metrics({f"schedule.{k}": config[k] for k in spec.scheduled}, trainer.iteration)
         gauges = TrialGauges(spec.sweep, trial_id)     # re-sends its values until closed
         trainer.callbacks.append(TuneEvents(tracker, gauges, run_dir, cfg.iters,
                                             setup_s=time.perf_counter() - t_start,
-                                            last_eval=last_eval(trainer.history)))
+                                            last_eval=last_eval(trainer.history),
+                                            origin={"trial": trial_id, "values": dict(config),
+                                                    "schedule": {k: config[k] for k in spec.scheduled},
+                                                    "clones": len(lineage)},
+                                            clone=clone))
         if trainer.iteration >= cfg.iters:   # restored at its end (from a snapshot older than its
             trainer.save_checkpoint()        # last report, a resumed sweep): tell Tune again
         trainer.run(progress=False)
@@ -196,6 +223,71 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
         if gauges is not None:
             gauges.close()
     tracker.finish("finished")
+
+
+def _origin(folder: Path) -> dict:
+    """Who reported a Tune checkpoint ({} for one written before origins were recorded)."""
+    try:
+        return json.loads((folder / ORIGIN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _lineage(run_dir: Path) -> list[dict]:
+    try:
+        return json.loads((run_dir / LINEAGE_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def _clone(origin: dict, run_dir: Path, iteration: int, config: dict, scheduled: list) -> dict:
+    """The exploit that handed this trial another trial's checkpoint (PBT). The trial's own
+    checkpoints past the clone's iteration are another lineage now and are removed."""
+    was = {}
+    try:
+        was = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        pass
+    folder = checkpoint.ckpt_dir(run_dir)
+    own = [checkpoint.iteration_of(p) for p in checkpoint.all_checkpoints(folder)]
+    for p in checkpoint.all_checkpoints(folder):
+        if checkpoint.iteration_of(p) > iteration:
+            p.unlink(missing_ok=True)
+    keys = scheduled or sorted(config)
+    return {"iter": iteration, "at": max(own) if own else None, "from": origin["trial"],
+            "was": {k: was[k] for k in keys if k in was},
+            "donor": {k: origin.get("values", {}).get(k) for k in keys},
+            "new": {k: config[k] for k in keys if k in config}}
+
+
+def _same_clone(a: dict, b: dict) -> bool:
+    """The same clone restarted (its process died before its first report)."""
+    return (a["from"], a["iter"], a["new"]) == (b["from"], b["iter"], b["new"])
+
+
+def _record_clone(tracker, run_dir: Path, lineage: list[dict], clone: dict) -> list[dict]:
+    """One exploit on the trial's MLflow run (a numbered tag, the lineage file) and in its folder."""
+    lineage = [*lineage, clone]
+    _write_lineage(tracker, run_dir, lineage)
+    tracker.tag(f"{EXPLOIT}{len(lineage):02d}", json.dumps(clone))
+    return lineage
+
+
+def _undo_clones(tracker, run_dir: Path, lineage: list[dict], kept: int) -> list[dict]:
+    """A trial restored from its own checkpoint (a resumed sweep whose last snapshot predates a
+    clone) continues the lineage that checkpoint had: later clones did not happen."""
+    if len(lineage) <= kept:
+        return lineage
+    for n in range(kept + 1, len(lineage) + 1):
+        tracker.delete_tag(f"{EXPLOIT}{n:02d}")
+    _write_lineage(tracker, run_dir, lineage[:kept])
+    return lineage[:kept]
+
+
+def _write_lineage(tracker, run_dir: Path, lineage: list[dict]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(run_dir / LINEAGE_FILE, json.dumps(lineage, indent=1))
+    tracker.artifact(run_dir / LINEAGE_FILE)
 
 
 def is_out_of_memory(e: BaseException) -> bool:

@@ -84,6 +84,11 @@ def all_checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def iteration_of(path: Path) -> int:
+    """The iteration a checkpoint file holds, from its name."""
+    return int(_NAME.search(Path(path).name).group(1))
+
+
 def latest(folder: Path) -> Path | None:
     found = all_checkpoints(folder)
     return found[-1] if found else None

@@ -252,6 +252,11 @@ class Trainer:
         self.d_video.load_state_dict(ck["d_video"])
         self.opt_g.load_state_dict(ck["opt_g"])
         self.opt_d.load_state_dict(ck["opt_d"])
+        # Adam's moments continue; its settings are this run's (population-based training
+        # continues a checkpoint with mutated learning rates).
+        for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
+            for group in opt.param_groups:
+                group.update(lr=lr, betas=(self.cfg.beta1, self.cfg.beta2))
         st = ck["state"]
         self.state = {"motion": [s.to(dev) for s in st["motion"]],
                       "vp": None if st["vp"] is None else st["vp"].to(dev)}
