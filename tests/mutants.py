@@ -128,11 +128,24 @@ MUTATIONS = [
       "tests/test_snapshot.py"),
     # The preset's own values as the first trial, and the gain over it.
     m("baseline-not-proposed", "lmgan/sweep/search.py",
-      "points_to_evaluate=[plan.baseline] if plan.baseline else None", "points_to_evaluate=None",
+      "first = [plan.baseline] if plan.baseline else None", "first = None",
       "tests/test_sweep.py", "-k", "two_node", slow=True),
     m("baseline-gain-unsigned", "lmgan/sweep/summary.py",
       'gain = (best[objective] - base[objective]) * (1 if mode == "max" else -1)',
       "gain = best[objective] - base[objective]", "tests/test_summary.py"),
+    # Population-based training and multi-objective sweeps.
+    m("clone-keeps-old-lr", "lmgan/training/loop.py",
+      "group.update(lr=lr, betas=(self.cfg.beta1, self.cfg.beta2))", "pass",
+      "tests/test_train.py", "-k", "optimiser"),
+    m("clone-not-undone", "lmgan/sweep/trainable.py", "    if len(lineage) <= kept:", "    if True:",
+      "tests/test_tracking.py", "-k", "pbt"),
+    m("pbt-explore-unclamped", "lmgan/sweep/space.py", "v = min(max(value, low), high)", "v = value",
+      "tests/test_space.py", "-k", "pbt"),
+    m("pareto-ignores-direction", "lmgan/sweep/pareto.py",
+      'signs = [1 if m == "max" else -1 for m in modes]', "signs = [1 for m in modes]",
+      "tests/test_summary.py", "-k", "pareto"),
+    m("several-objectives-under-asha", "lmgan/sweep/search.py", "    if n_objectives == 1:\n",
+      "    if n_objectives >= 1:\n", "tests/test_videos.py", "-k", "scheduler"),
 ]
 
 

@@ -53,3 +53,16 @@ def test_unknown_sweep_and_unreadable_plan_are_one_line(tmp_path):
     (tmp_path / "s" / STATE).write_text('{"format": 2, "name": "s"}')
     with pytest.raises(LmganError, match="not a sweep plan lmgan can read"):
         load_plan(str(tmp_path), "s")
+
+
+def test_scheduler_and_objectives_round_trip_and_older_plans_are_asha(tmp_path):
+    p = plan(scheduler="fifo", objectives=("motion_corr", "fvd"), modes=("max", "min"))
+    p.save(str(tmp_path))
+    back = load_plan(str(tmp_path), "s")
+    assert back == p and back.goals == [("motion_corr", "max"), ("fvd", "min")] and back.multi_objective
+    older = json.loads(p.to_json())
+    for key in ("scheduler", "objectives", "modes"):
+        del older[key]
+    old = SweepPlan.from_json(json.dumps(older))
+    assert old.scheduler == "asha" and old.goals == [("motion_corr", "max")] and not old.judged_by_last
+    assert plan(scheduler="pbt").mutable == ["lr_g"]      # rnn_layers and vp_kernel are drawn once

@@ -59,3 +59,14 @@ def test_empty_and_malformed_files(tmp_path):
     bad.write_text("lr_g: {loguniform: [1e-5\n")
     with pytest.raises(LmganError, match="malformed YAML"):
         load_space(bad)
+
+
+def test_pbt_mutations_stay_inside_the_space():
+    from ray import tune
+    space = parse_space({"lr_g": {"loguniform": [1e-5, 1e-3]}, "rnn_layers": {"int": [1, 4]},
+                         "vp_kernel": {"choice": [3, 5, 7]}}, "test", Config())
+    assert space["vp_kernel"].to_mutation() == [3, 5, 7]           # explore steps to a neighbour
+    assert isinstance(space["lr_g"].to_mutation(), tune.search.sample.Float)
+    assert space["lr_g"].clamp(1.2e-3) == 1e-3 and space["lr_g"].clamp(8e-6) == 1e-5
+    assert space["lr_g"].clamp(2e-4) == 2e-4
+    assert space["rnn_layers"].clamp(4.8) == 4 and space["rnn_layers"].clamp(2.4) == 2

@@ -1,6 +1,7 @@
 """What a trial could not send to MLflow survives its process: saved beside the reported
 checkpoint, taken back by a restart, sent by the driver's summary, and never logged twice."""
 
+import json
 import os
 import signal
 import threading
@@ -192,3 +193,39 @@ def test_the_sweep_view_and_links(tmp_path):
     url = tracking.compare_url(base, eid, ["r1", "r2"])
     assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=%5B%22r1%22")
     assert unquote(url).endswith(f'/#/compare-runs?runs=["r1","r2"]&experiments=["{eid}"]&workflowType=machine_learning')
+
+
+def test_pbt_clones_are_recorded_and_a_resumed_sweep_undoes_the_ones_it_did_not_keep(tmp_path):
+    """A clone is a numbered tag and lineage.json on the trial's run; the same clone restarted
+    is not recorded twice; restoring the trial's own older checkpoint removes later clones."""
+    from lmgan.sweep import trainable
+    uri = tracking.default_uri(tmp_path)
+    c = tracking.client(uri)
+    eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
+    parent = tracking.start_sweep_run(uri, eid, "sw", {}, {}, {})
+    tr = tracking.TrialRun(uri, eid, parent, "sw", "t_a", {"lr_g": 1e-4}, ["lr_g"])
+    run_dir = tmp_path / "t_a" / "lmgan"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("lr_g: 1.0e-4\n")
+    for it in (5, 10):                                   # its own checkpoints; 10 is past the clone
+        (run_dir / "checkpoints" / f"ckpt_{it:07d}.pt").write_bytes(b"x")
+    donor = {"trial": "t_b", "values": {"lr_g": 2e-4}}
+    clone = trainable._clone(donor, run_dir, 5, {"lr_g": 2.4e-4}, ["lr_g"])
+    assert clone == {"iter": 5, "at": 10, "from": "t_b", "was": {"lr_g": 1e-4}, "donor": {"lr_g": 2e-4},
+                     "new": {"lr_g": 2.4e-4}}
+    assert [p.name for p in sorted((run_dir / "checkpoints").iterdir())] == ["ckpt_0000005.pt"]
+    lineage = trainable._record_clone(tr, run_dir, [], clone)
+    assert trainable._same_clone(lineage[-1], dict(clone))          # a restart of it: not recorded again
+    second = {**clone, "iter": 15, "from": "t_c"}
+    lineage = trainable._record_clone(tr, run_dir, lineage, second)
+    tr.flush()
+    tags = c.get_run(tr.run_id).data.tags
+    assert json.loads(tags["lmgan.exploit.01"]) == clone and json.loads(tags["lmgan.exploit.02"])["from"] == "t_c"
+    assert json.loads((run_dir / "lineage.json").read_text()) == [clone, second]
+    # The sweep is resumed from a snapshot whose checkpoint of this trial had one clone behind it.
+    kept = trainable._undo_clones(tr, run_dir, trainable._lineage(run_dir), 1)
+    tr.flush()
+    tags = c.get_run(tr.run_id).data.tags
+    assert kept == [clone] and "lmgan.exploit.02" not in tags and "lmgan.exploit.01" in tags
+    assert json.loads((run_dir / "lineage.json").read_text()) == [clone]
+    assert [a.path for a in c.list_artifacts(tr.run_id)] == ["lineage.json"]

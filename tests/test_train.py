@@ -226,3 +226,23 @@ def test_every_loss_weight_reaches_its_networks_update(tmp_path, demo_clip, vgg_
     if nets == "D":
         return      # G's step follows the critics' update, so it differs too
     assert not changed("D"), f"{key} leaks into the critics' update"
+
+
+def test_a_checkpoint_continues_with_the_configs_optimiser_settings(tmp_path, demo_clip):
+    """PBT continues a donor's checkpoint with perturbed learning rates: Adam's moments are the
+    checkpoint's, its learning rates and betas the new config's (torch's load_state_dict would
+    bring the old ones back)."""
+    from dataclasses import replace
+
+    from lmgan.training.run import open_run
+    cfg = build_config("tiny", sets=["iters=2", "ckpt_every=2", "eval_every=100", "sample_every=100"])
+    trainer = open_run(tmp_path / "a", cfg, demo_clip, progress=False)
+    trainer.run(progress=False)
+    ck = checkpoint.load(tmp_path / "a")
+    new = replace(cfg, lr_g=3e-4, lr_d=2e-5, beta1=0.5, beta2=0.99, iters=4)
+    clone = open_run(tmp_path / "b", new, demo_clip, restore=ck, progress=False)
+    assert clone.iteration == 2
+    for opt, lr in ((clone.opt_g, 3e-4), (clone.opt_d, 2e-5)):
+        assert all(g["lr"] == lr and g["betas"] == (0.5, 0.99) for g in opt.param_groups)
+    moments = ck["opt_g"]["state"][0]["exp_avg"]
+    assert torch.equal(clone.opt_g.state_dict()["state"][0]["exp_avg"], moments)

@@ -393,3 +393,33 @@ def test_the_sweep_plans_the_presets_own_values_as_its_first_trial(data, sized, 
     assert plan("--set", "lr_g=5e-6").baseline is None
     assert "no baseline trial: the preset's lr_g=5e-06 is outside the search space (loguniform[1e-05, 0.001])" \
         in capsys.readouterr().err
+
+
+def test_the_sweep_plans_its_scheduler_and_objectives(data, sized, tmp_path):
+    """One objective: ASHA unless --scheduler says otherwise; several: every trial to the end
+    (fifo), their directions from the registry; what cannot work is one line before Ray."""
+    from lmgan.sweep import search
+
+    place(data, "quintet", sized(1280, 720))
+
+    def plan(*extra):
+        args = search.build_parser().parse_args(["--video", "quintet", *extra])
+        return search.make_plan(args, str(tmp_path / "sweeps"))
+
+    p = plan()
+    assert (p.scheduler, p.goals, p.multi_objective) == ("asha", [("fvd", "min")], False)
+    p = plan("--scheduler", "pbt")
+    assert p.scheduler == "pbt" and p.mutable == ["lr_d", "lr_g"] and p.judged_by_last
+    p = plan("--objective", "fvd,av_align")
+    assert p.scheduler == "fifo" and p.goals == [("fvd", "min"), ("av_align", "max")] and p.judged_by_last
+    assert {"fvd", "av_align"} <= set(p.config.eval_metrics)
+    with pytest.raises(LmganError, match="--scheduler asha ranks trials by one metric"):
+        plan("--objective", "fvd,av_align", "--scheduler", "asha")
+    with pytest.raises(LmganError, match="give one metric, or two or three different ones"):
+        plan("--objective", "ssim,ssim")
+    with pytest.raises(LmganError, match="unknown metric"):
+        plan("--objective", "ssim,nope")
+    space = tmp_path / "arch.yaml"
+    space.write_text("rnn_layers: {int: [1, 4]}\n")
+    with pytest.raises(LmganError, match="--scheduler pbt: arch.yaml searches none of the settings PBT can change"):
+        plan("--scheduler", "pbt", "--space", str(space))
