@@ -419,6 +419,8 @@ def test_the_sweep_plans_its_scheduler_and_objectives(data, sized, tmp_path):
         plan("--objective", "ssim,ssim")
     with pytest.raises(LmganError, match="unknown metric"):
         plan("--objective", "ssim,nope")
+    with pytest.raises(LmganError, match="--trials 1 is no population"):
+        plan("--scheduler", "pbt", "--trials", "1")
     space = tmp_path / "arch.yaml"
     space.write_text("rnn_layers: {int: [1, 4]}\n")
     with pytest.raises(LmganError, match="--scheduler pbt: arch.yaml searches none of the settings PBT can change"):

@@ -143,6 +143,8 @@ def make_plan(args, storage: str) -> SweepPlan:
         raise LmganError(f"sweep {name!r} exists in {storage}; continue it with --resume "
                          f"--name {name} or choose another --name")
     space = spaces.load_space(space_path, config)
+    if scheduler == "pbt" and opts["trials"] < 2:
+        raise LmganError(f"--scheduler pbt: --trials {opts['trials']} is no population; give 4 or more")
     if scheduler == "pbt" and not any(k in TUNABLE_KEYS for k in space):
         raise LmganError(f"--scheduler pbt: {space_path.name} searches none of the settings PBT can change "
                          f"during a trial ({', '.join(sorted(TUNABLE_KEYS))})")
@@ -406,17 +408,25 @@ def _checkpoints(plan: SweepPlan):
 
 
 def _PBT(max_iters: int, **kw):
-    """Tune's PBT, except at a trial's last report: a clone there would only copy the donor's
-    final model under new values it never trains with."""
+    """Tune's PBT with two changes. No exploit at a trial's last report: a clone there would only
+    copy the donor's final model under values it never trains with. And every trial outside the
+    worst quarter keeps its checkpoint as a donor, not only the best quarter at the moment it
+    reported: trials that take turns on few workers report one by one, and the first to reach an
+    exploit step has no peers yet, so Tune's rule would leave it no checkpoint to give."""
     from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-    class FinalReportKept(PopulationBasedTraining):
+    class LmganPBT(PopulationBasedTraining):
         def on_trial_result(self, tune_controller, trial, result):
             if result.get("iter", 0) >= max_iters:
                 return TrialScheduler.CONTINUE
             return super().on_trial_result(tune_controller, trial, result)
 
-    return FinalReportKept(**kw)
+        def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+            # a function trainable's "save" is the checkpoint it reported: keeping it costs nothing
+            donors = upper_quantile if trial in lower_quantile or trial in upper_quantile else [*upper_quantile, trial]
+            super()._checkpoint_or_exploit(trial, tune_controller, donors, lower_quantile)
+
+    return LmganPBT(**kw)
 
 
 def _search(plan: SweepPlan, optuna_storage: str | None):
@@ -440,7 +450,10 @@ def _search(plan: SweepPlan, optuna_storage: str | None):
         scheduler = _PBT(
             plan.max_iters, time_attr="iter", metric=plan.objective, mode=plan.mode, perturbation_interval=plan.grace_iters,
             hyperparam_mutations={k: space[k].to_mutation() for k in plan.mutable},
-            quantile_fraction=0.25, resample_probability=0.25, custom_explore_fn=clamp)
+            quantile_fraction=0.25, resample_probability=0.25, custom_explore_fn=clamp,
+            # exploit steps wait for the whole population: trials taking turns on few workers
+            # are compared at the same iteration, and a clone never goes back to an older one
+            synch=True)
         return BasicVariantGenerator(points_to_evaluate=first, random_state=plan.seed), scheduler
     names, modes = [n for n, _ in plan.goals], [m for _, m in plan.goals]
     sampler = optuna.samplers.TPESampler(seed=plan.seed, multivariate=True,
