@@ -5,8 +5,9 @@
 Runs the sweeps one after another (two at once on a small machine slow each other down many
 times), each into the same MLflow store under its own name, then prints one row per sweep and
 the mean ± std per scheduler: the best trial's objective at the evaluation it is judged by (ASHA:
-its best; PBT: its last, the model its schedule made), the held-out SSIM at that evaluation, the
-iterations all trials trained, and the wall time. Extra arguments go to every sweep.
+its best; PBT: its last, the model its schedule made) and the held-out SSIM there; like for like,
+the best final model's objective (at --max-iters) and its SSIM; the iterations all trials
+reached, and the wall time. Extra arguments go to every sweep.
 """
 
 from __future__ import annotations
@@ -37,9 +38,16 @@ def run_sweeps(args, extra: list[str]) -> list[dict]:
     return rows
 
 
-def measure(row: dict, uri: str, video: str) -> dict:
-    """The sweep's best trial: its judged objective value, the SSIM of that evaluation, and the
-    iterations all its trials trained (from the MLflow store)."""
+def _at(history, step: int) -> float | None:
+    """A metric's value at `step`, the one logged last (a PBT clone logs its steps again)."""
+    found = sorted((m for m in history if m.step == step), key=lambda m: m.timestamp)
+    return found[-1].value if found else None
+
+
+def measure(row: dict, uri: str, video: str, max_iters: int) -> dict:
+    """The sweep's result as its scheduler judges it (the best trial's value: ASHA its best
+    evaluation, PBT its last) with that evaluation's SSIM; and, like for like, the best final
+    model: the best objective value at iteration max_iters over the trials that reached it."""
     from lmgan.sweep import tracking
     c = tracking.client(uri)
     exp = c.get_experiment_by_name(tracking.experiment_name(video))
@@ -48,25 +56,32 @@ def measure(row: dict, uri: str, video: str) -> dict:
     best = c.get_run(parent.data.tags["lmgan.best_run_id"])
     judged = c.get_metric_history(best.info.run_id, f"best_{objective}")[-1]
     ssim = [m.value for m in c.get_metric_history(best.info.run_id, "ssim") if m.step == judged.step]
-    iters = 0
+    iters, finals = 0, []
     for t in tracking.trial_runs(c, exp.experiment_id, parent.info.run_id):
         steps = [m.step for m in c.get_metric_history(t.info.run_id, "it_per_s")]
         iters += max(steps, default=0)
+        value = _at(c.get_metric_history(t.info.run_id, objective), max_iters)
+        if value is not None:
+            finals.append((value, _at(c.get_metric_history(t.info.run_id, "ssim"), max_iters)))
+    higher = parent.data.tags.get("lmgan.mode", "max") == "max"
+    final = (max if higher else min)(finals, key=lambda f: f[0], default=(float("nan"), float("nan")))
     return {**row, "objective": objective, "value": judged.value, "at": judged.step,
-            "ssim": ssim[-1] if ssim else float("nan"), "iters": iters}
+            "ssim": ssim[-1] if ssim else float("nan"), "iters": iters,
+            "final": final[0], "final_ssim": final[1] if final[1] is not None else float("nan")}
 
 
 def table(rows: list[dict]) -> str:
     obj = rows[0]["objective"]
-    lines = [f"| sweep | scheduler | seed | best {obj} | at iteration | held-out SSIM | iterations reached (sum) | wall (min) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| sweep | scheduler | seed | judged {obj} | at iteration | its SSIM | best final {obj} | its SSIM "
+             f"| iterations reached (sum) | wall (min) |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['sweep']} | {r['scheduler']} | {r['seed']} | {r['value']:.3f} | {r['at']} | {r['ssim']:.3f} "
-              f"| {r['iters']} | {r['wall_min']:.1f} |" for r in rows]
-    lines += ["", f"| scheduler | {obj} (mean ± std) | SSIM (mean ± std) | iterations reached (mean) | wall (mean, min) |",
-              "|---|---|---|---|---|"]
+              f"| {r['final']:.3f} | {r['final_ssim']:.3f} | {r['iters']} | {r['wall_min']:.1f} |" for r in rows]
+    lines += ["", f"| scheduler | judged {obj} | its SSIM | best final {obj} | its SSIM | iterations reached "
+              f"| wall (min) |", "|---|---|---|---|---|---|---|"]
     for s in dict.fromkeys(r["scheduler"] for r in rows):
         mine = [r for r in rows if r["scheduler"] == s]
         lines.append(f"| {s} | {_ms([r['value'] for r in mine])} | {_ms([r['ssim'] for r in mine])} "
+                     f"| {_ms([r['final'] for r in mine])} | {_ms([r['final_ssim'] for r in mine])} "
                      f"| {statistics.mean(r['iters'] for r in mine):.0f} "
                      f"| {statistics.mean(r['wall_min'] for r in mine):.1f} |")
     return "\n".join(lines)
@@ -102,7 +117,7 @@ def main(argv=None) -> int:
     runs_dir = next((extra[i + 1] for i, a in enumerate(extra[:-1]) if a == "--runs-dir"), None)
     uri = tracking.default_uri(runs_root(runs_dir))
     from lmgan.data.videos import resolve
-    print(table([measure(r, uri, resolve(args.video).name) for r in rows]))
+    print(table([measure(r, uri, resolve(args.video).name, args.max_iters) for r in rows]))
     return 0
 
 

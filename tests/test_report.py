@@ -253,10 +253,11 @@ def test_report_of_a_two_objective_sweep(modes_store, tmp_path):
     assert layout["xaxis"]["title"]["text"] == "fvd (lower is better)"
     assert layout["yaxis"]["title"]["text"] == "av_align (higher is better)"
     front, rest = (next(tr for tr in data if tr["name"] == n) for n in ("Pareto front", "dominated"))
-    assert front["x"] == [80.0, 120.0] and front["y"] == [0.2, 0.5] and front["mode"] == "lines+markers"
+    assert front["x"] == [80.0, 120.0] and front["y"] == [0.2, 0.5] and front["mode"] == "lines+markers+text"
+    assert front["text"] == ["m1", "m2"]                   # the front's trials named beside their points
     assert front["marker"]["size"] > rest["marker"]["size"] and rest["opacity"] < 1
     assert sorted(rest["x"]) == [90.0, 130.0]              # m5, without av_align, is not drawn
-    assert front["text"][0] == "m1: fvd 80, av_align 0.2"
+    assert front["hovertext"][0] == "m1: fvd 80, av_align 0.2"
     listed = pareto.split('id="pareto-front"', 1)[1]
     assert re.findall(r'<td class="id"><span[^>]*>(\w+)</span></td>', listed) == FRONT
     assert "2 of 4 trials with a value of every objective are on the Pareto front" in pareto

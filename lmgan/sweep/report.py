@@ -1001,10 +1001,12 @@ def _pareto_chart(trials: list[Trial], goals: list[tuple[str, str]], labels: lis
             continue
         text = [hover(t) for t in group]
         if len(goals) == 2:
+            on_front = name == "Pareto front"      # its trials named beside their points
             fig.add_trace(go.Scatter(x=[t.metrics[names[0]] for t in group], y=[t.metrics[names[1]] for t in group],
-                                     mode="lines+markers" if name == "Pareto front" else "markers", name=name,
-                                     marker=marker, opacity=opacity, text=text, hoverinfo="text",
-                                     line=dict(color="#e0a800", width=2)))
+                                     mode="lines+markers+text" if on_front else "markers", name=name,
+                                     marker=marker, opacity=opacity, hovertext=text, hoverinfo="text",
+                                     text=[t.trial_id for t in group] if on_front else None,
+                                     textposition="top right", line=dict(color="#e0a800", width=2)))
         else:
             fig.add_trace(go.Splom(dimensions=[dict(label=lab, values=[t.metrics[n] for t in group])
                                                for n, lab in zip(names, labels)],

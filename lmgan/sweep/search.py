@@ -340,7 +340,7 @@ def _start_sweep_run(plan: SweepPlan, runs_dir: Path) -> SweepPlan:
     return replace(plan, experiment_id=experiment_id, parent_run_id=parent)
 
 
-def _trainable(plan: SweepPlan):
+def _trainable(plan: SweepPlan, storage: str):
     """The lmgan trainable with what every trial shares bound to it, and its resources."""
     from ray import tune
 
@@ -356,7 +356,8 @@ def _trainable(plan: SweepPlan):
                      objective=plan.objective, tracking_uri=plan.tracking_uri,
                      experiment_id=plan.experiment_id, parent_run_id=plan.parent_run_id,
                      searched=plan.searched, threads=max(1, int(cpus)), gpu_share=gpus if gpus < 1 else 0.0,
-                     baseline=plan.baseline, scheduled=plan.mutable if plan.scheduler == "pbt" else [])
+                     baseline=plan.baseline, scheduled=plan.mutable if plan.scheduler == "pbt" else [],
+                     trials_dir="" if "://" in storage else str(Path(storage) / plan.name))
     return tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes),
                                {"cpu": cpus, "gpu": gpus})
 
@@ -471,7 +472,7 @@ def _search(plan: SweepPlan, optuna_storage: str | None):
 def _sweep(plan: SweepPlan, args, storage: str, fit: int) -> int:
     from lmgan.sweep.summary import finish_sweep
 
-    trainable = _trainable(plan)
+    trainable = _trainable(plan, storage)
     print(f"sweep {plan.name}: {plan.trials} trials of {plan.video}, objective {plan.objective} "
           f"({plan.mode}), {plan.cpus_per_trial:g} CPU + {plan.gpus_per_trial:g} GPU per trial, "
           f"{fit} at once; MLflow {plan.tracking_uri} run {plan.parent_run_id}", file=sys.stderr)

@@ -57,6 +57,15 @@ class TrialSpec:
     gpu_share: float = 0.0       # a fraction of a GPU per trial caps the trial's GPU memory
     baseline: dict | None = None # the preset's values of the searched keys (the first trial's)
     scheduled: list = field(default_factory=list)   # keys PBT may change: logged as schedule.<key>
+    trials_dir: str = ""         # the sweep's folder in a local storage: <trial id>/lmgan is a run folder
+
+
+def trial_run_dir(spec: TrialSpec, trial_id: str) -> Path:
+    """The trial's lmgan run folder: beside its Tune checkpoints in a local storage, else in this
+    node's cache. Not Tune's trial dir: a reused actor is given a scratch folder under Ray's session
+    for each later trial, so a trial that pauses and resumes (PBT) would lose its folder."""
+    root = Path(spec.trials_dir) if spec.trials_dir else cache_dir() / "trials" / spec.sweep
+    return root / trial_id / "lmgan"
 
 
 def trial_config(spec: TrialSpec, searched: dict) -> Config:
@@ -166,7 +175,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
     ctx = tune.get_context()
     trial_id = ctx.get_trial_id()
     cfg = trial_config(spec, config)
-    run_dir = Path(ctx.get_trial_dir()) / "lmgan"
+    run_dir = trial_run_dir(spec, trial_id)
 
     # A tracking server that is down must not stall training in MLflow's own retry loop (minutes
     # of back-off): calls fail fast, TrialRun keeps what failed and sends it at the next report.
