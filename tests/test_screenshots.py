@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lmgan.sweep import tracking
-from tests.test_report import store  # noqa: F401  (a real MLflow store with a sweep of four trials)
+from tests.test_report import blank_db, store  # noqa: F401  (a real MLflow store with a sweep of four trials)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "dashboards" / "screenshots.py"

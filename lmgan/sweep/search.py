@@ -452,9 +452,9 @@ def _search(plan: SweepPlan, optuna_storage: str | None):
             plan.max_iters, time_attr="iter", metric=plan.objective, mode=plan.mode, perturbation_interval=plan.grace_iters,
             hyperparam_mutations={k: space[k].to_mutation() for k in plan.mutable},
             quantile_fraction=0.25, resample_probability=0.25, custom_explore_fn=clamp,
-            # exploit steps wait for the whole population: trials taking turns on few workers
-            # are compared at the same iteration, and a clone never goes back to an older one
-            synch=True)
+            # Tune's asynchronous PBT: its synchronous mode (exploit steps waiting for the whole
+            # population) never finished a sweep resumed after its driver was killed
+            synch=False)
         return BasicVariantGenerator(points_to_evaluate=first, random_state=plan.seed), scheduler
     names, modes = [n for n, _ in plan.goals], [m for _, m in plan.goals]
     sampler = optuna.samplers.TPESampler(seed=plan.seed, multivariate=True,

@@ -200,8 +200,9 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
                     lineage = _undo_clones(tracker, run_dir, lineage, origin.get("clones", 0))
                 else:
                     clone = _clone(origin, run_dir, restore["iteration"], config, spec.scheduled)
-        if clone is not None and not (lineage and _same_clone(lineage[-1], clone)):
-            lineage = _record_clone(tracker, run_dir, lineage, clone)
+        if clone is not None:     # (a clone restarted before its first report is recorded once)
+            if not (lineage and _same_clone(lineage[-1], clone)):
+                lineage = _record_clone(tracker, run_dir, lineage, clone)
             tracker.logged_up_to = clone["iter"] - 1    # the new lineage's values are logged again
         trainer = open_run(run_dir, cfg, materialise_source(spec, video_bytes), label=spec.video,
                            restore=restore, name=f"trial {trial_id}", progress=False)
