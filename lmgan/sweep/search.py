@@ -328,12 +328,13 @@ def _start_sweep_run(plan: SweepPlan, runs_dir: Path) -> SweepPlan:
     # A tracking server stores artifacts itself; a store opened directly keeps them beside it.
     artifacts = None if uri.startswith(("http://", "https://")) else runs_dir / "mlartifacts"
     experiment_id = plan.experiment_id or tracking.ensure_experiment(uri, plan.video, artifacts)
+    names, modes = (",".join(column) for column in zip(*plan.goals))
     parent = tracking.start_sweep_run(
         uri, experiment_id, plan.name,
         tags={"lmgan.video": plan.video, "lmgan.objective": plan.objective, "lmgan.mode": plan.mode,
-              "lmgan.objectives": ",".join(n for n, _ in plan.goals),
-              "lmgan.modes": ",".join(m for _, m in plan.goals), "lmgan.scheduler": plan.scheduler},
-        params={"objective": ",".join(n for n, _ in plan.goals), "scheduler": plan.scheduler, "trials": plan.trials, "max_iters": plan.max_iters,
+              "lmgan.objectives": names, "lmgan.modes": modes, "lmgan.scheduler": plan.scheduler},
+        params={"objective": names, "scheduler": plan.scheduler, "trials": plan.trials,
+                "max_iters": plan.max_iters,
                 "grace_iters": plan.grace_iters, "eval_every": plan.eval_every, "space": plan.space_file,
                 **{f"fixed.{k}": v for k, v in plan.fixed.items()}},
         files={"search_space.yaml": _yaml(dump_space(plan.space))})

@@ -258,13 +258,12 @@ def _clone(origin: dict, run_dir: Path, iteration: int, config: dict, scheduled:
         was = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         pass
-    folder = checkpoint.ckpt_dir(run_dir)
-    own = [checkpoint.iteration_of(p) for p in checkpoint.all_checkpoints(folder)]
-    for p in checkpoint.all_checkpoints(folder):
-        if checkpoint.iteration_of(p) > iteration:
+    own = {p: checkpoint.iteration_of(p) for p in checkpoint.all_checkpoints(checkpoint.ckpt_dir(run_dir))}
+    for p, it in own.items():
+        if it > iteration:
             p.unlink(missing_ok=True)
     keys = scheduled or sorted(config)
-    return {"iter": iteration, "at": max(own) if own else None, "from": origin["trial"],
+    return {"iter": iteration, "at": max(own.values(), default=None), "from": origin["trial"],
             "was": {k: was[k] for k in keys if k in was},
             "donor": {k: origin.get("values", {}).get(k) for k in keys},
             "new": {k: config[k] for k in keys if k in config}}
