@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import resource
 import subprocess
@@ -24,14 +25,34 @@ import torch
 from lmgan.nets import channels_at
 
 
-def _synthetic_data(cfg):
+def _synthetic_data(cfg, heldout_windows: int = 1):
+    """Random frames and features: three training windows and `heldout_windows` held-out ones,
+    with quiet noise as their sound (the sequence metrics and sample videos read it)."""
     from lmgan.data.dataset import VideoData
-    n = 4 * cfg.seq_len
+    n = (3 + heldout_windows) * cfg.seq_len
     g = torch.Generator().manual_seed(0)
+    sound = 0.01 * np.random.default_rng(0).standard_normal(int(n / cfg.fps * cfg.sample_rate) + 1)
     return VideoData(frames=torch.randint(0, 256, (n, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8, generator=g),
-                     feats=torch.randn(n, cfg.n_mels, generator=g), audio=np.zeros(16000, np.float32),
+                     feats=torch.randn(n, cfg.n_mels, generator=g), audio=sound.astype(np.float32),
                      fps=cfg.fps, sample_rate=cfg.sample_rate, n_train=3 * cfg.seq_len, key="bench",
                      source="synthetic", cached=False)
+
+
+def time_steps(trainer, seconds: float, min_steps: int = 3, give_up_s: float = math.inf) -> tuple[int, float]:
+    """(steps, seconds) of Trainer.step timed back to back, warm-up left to the caller: at least
+    `min_steps` and `seconds`, or fewer once `give_up_s` have passed (a slow model: one step)."""
+    dev = trainer.device
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync()
+    t0, n = time.perf_counter(), 0
+    while True:
+        trainer.step()
+        n += 1
+        if n % 5 == 0 or dev.type == "cpu":
+            sync()
+            elapsed = time.perf_counter() - t0
+            if (elapsed >= seconds and n >= min_steps) or elapsed >= give_up_s:
+                return n, elapsed
 
 
 def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, precision: str = "fp32",
@@ -61,22 +82,68 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, pr
         sync()
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
-        t0 = time.perf_counter()
-        n = 0
-        while True:
-            trainer.step()
-            n += 1
-            if n % 5 == 0 or dev.type == "cpu":
-                sync()
-                if time.perf_counter() - t0 >= seconds and n >= 3:
-                    break
-        elapsed = time.perf_counter() - t0
+        n, elapsed = time_steps(trainer, seconds)
     if dev.type == "cuda":
         peak, mem_kind = torch.cuda.max_memory_allocated(dev) / 2**20, "GPU allocated"
     else:
         peak, mem_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
     return {"size": size, "precision": precision, "seq_len": seq_len, "batch": batch, "iters": n, "it_per_s": n / elapsed,
             "s_per_it": elapsed / n, "peak_mem_mib": round(peak, 1), "mem_kind": mem_kind, "vgg16": vgg_note}
+
+
+def measure_config(cfg, seconds: float = 2.0, give_up_s: float = 10.0, heldout_windows: int = 1) -> dict:
+    """What a run of `cfg` costs on this machine's CPU (a sweep's estimate, lmgan.sweep.estimate):
+    s/it of Trainer.step after one warm-up step (at least 3 steps and `seconds`, or one step once
+    `give_up_s` have passed), then one evaluation of `heldout_windows` held-out windows with its
+    sample video, as a trial makes at every report (after an untimed one), and one checkpoint. Metrics that need
+    pretrained weights are left out of the evaluation (named in "left_out"), and the perceptual
+    loss runs a randomly initialised VGG16 relu2_2 (speed does not depend on weight values). The
+    cache it writes (real statistics) is a temporary one."""
+    import os
+
+    import matplotlib
+    import torchvision
+
+    from lmgan.config import apply_overrides, validate
+    from lmgan.metrics import lookup
+    from lmgan.training.loop import Trainer
+    from lmgan.training.losses import RELU2_2, PerceptualLoss
+
+    kept = [m.name for m in lookup(cfg.eval_metrics, "eval_metrics") if not m.weights]
+    left_out = [name for name in cfg.eval_metrics if name not in kept]
+    cfg = validate(apply_overrides(cfg, {"device": "cpu", "eval_metrics": kept, "eval_windows": heldout_windows,
+                                         "vgg_weights": ""}, "estimate"))
+    vgg = None
+    if cfg.lambda_pl > 0:
+        with torch.device("meta"):
+            layers = torchvision.models.vgg16(weights=None).features[: RELU2_2 + 1]
+        layers = layers.to_empty(device="cpu")
+        for p in layers.parameters():
+            torch.nn.init.normal_(p, std=0.01)
+        vgg = PerceptualLoss({f"features.{k}": v for k, v in layers.state_dict().items()})
+    matplotlib.use("Agg")            # as lmgan.training.artifacts does; its first import of
+    import matplotlib.pyplot  # noqa: F401, E402 - pyplot is no evaluation's cost
+    saved_cache = os.environ.get("LMGAN_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["LMGAN_CACHE"] = tmp
+        try:
+            trainer = Trainer(cfg, _synthetic_data(cfg, heldout_windows), f"{tmp}/run", perceptual=vgg)
+            trainer.step()                   # warm-up: first-call allocations, oneDNN primitives
+            n, elapsed = time_steps(trainer, seconds, give_up_s=give_up_s)
+            trainer.evaluate(sample=True)    # warm-up: imports, librosa's JIT, the probe's setup
+            t0 = time.perf_counter()
+            trainer.evaluate(sample=True)
+            eval_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            trainer.save_checkpoint()
+            ckpt_s = time.perf_counter() - t0
+        finally:
+            if saved_cache is None:
+                os.environ.pop("LMGAN_CACHE", None)
+            else:
+                os.environ["LMGAN_CACHE"] = saved_cache
+    return {"steps": n, "s_per_it": elapsed / n, "eval_s": eval_s, "eval_windows": heldout_windows,
+            "ckpt_s": ckpt_s, "left_out": left_out, "threads": torch.get_num_threads()}
 
 
 def measure_metrics(device: str, frames: int = 64, size: int = 128, seq_len: int = 32) -> list[dict]:

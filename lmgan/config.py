@@ -162,6 +162,18 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def needed_weights(cfg: Config) -> dict[str, str | None]:
+    """The pretrained weights (lmgan.weights names) a run of `cfg` loads, each with its explicit
+    path (None: looked up): VGG16 for the perceptual loss when lambda_pl > 0, and those of its
+    eval_metrics (the metric registry's `weights`)."""
+    from lmgan.metrics import lookup
+    need = {"vgg16": cfg.vgg_weights or None} if cfg.lambda_pl > 0 else {}
+    for metric in lookup(cfg.eval_metrics, "config: eval_metrics"):
+        for name in metric.weights:
+            need.setdefault(name, None)
+    return need
+
+
 def config_notes(cfg: Config) -> list[str]:
     """What a config leaves out of the paper's training, and why: said once when a run or a
     sweep starts (the demo preset switches the perceptual loss off, for one)."""

@@ -14,7 +14,9 @@ file against it, so a cache that changed or was corrupted after the download is 
 `sha256` in an entry, when one is pinned, is checked on download instead.
 
 On a cluster, run `lmgan weights --fetch` once with LMGAN_CACHE on a shared disk; every job then
-finds the files in the cache and never downloads.
+finds the files in the cache and never downloads. A sweep needs no shared disk: its driver finds or
+fetches the files once and ships them to the trials (lmgan.sweep.ship), whose lookups run inside
+given_only(), which returns those files and never downloads.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import sys
 import urllib.request
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -77,9 +80,11 @@ def _entry(name: str) -> Weight:
     return WEIGHTS[name]
 
 
-def _hint(w: Weight) -> str:
-    flag = "config key vgg_weights" if w.name == "vgg16" else f"lmgan eval --weights {w.name}=PATH"
-    return (f"download {w.url} and pass its path with {w.env}=PATH (or {flag}), "
+def _hint(w: Weight, flag: str | None = None) -> str:
+    """How to provide a missing file; `flag` names the command's own way to pass a path ("" none)."""
+    if flag is None:
+        flag = "config key vgg_weights" if w.name == "vgg16" else f"lmgan eval --weights {w.name}=PATH"
+    return (f"download {w.url} and pass its path with {w.env}=PATH{f' (or {flag})' if flag else ''}, "
             f"or put it in {candidates(w)[1].parent} (lmgan weights --fetch does this)")
 
 
@@ -94,16 +99,36 @@ def _find(w: Weight, explicit: str | os.PathLike | None) -> Path | None:
     return next((p for p in candidates(w) if p.is_file()), None)
 
 
-def locate(name: str, explicit: str | None = None, download: bool = True) -> Path:
-    """Path to the named weight file, downloading it if allowed; LmganError when it cannot be had."""
+def locate(name: str, explicit: str | None = None, download: bool = True, flag: str | None = None) -> Path:
+    """Path to the named weight file, downloading it if allowed; LmganError when it cannot be had
+    (`flag`: the caller's own way to pass a path, for the message; see _hint)."""
     w = _entry(name)
+    if _given is not None:        # inside given_only(): the files given, and never a download
+        if name in _given:
+            return _given[name]
+        download = False
     path = _find(w, explicit)
     if path is not None:
         _check_record(w, path)
         return path
     if not download:
-        raise LmganError(f"{w.what} not found ({w.filename}): {_hint(w)}")
-    return _download(w, progress=sys.stderr.isatty())
+        raise LmganError(f"{w.what} not found ({w.filename}): {_hint(w, flag)}")
+    return _download(w, progress=sys.stderr.isatty(), flag=flag)
+
+
+_given: dict[str, Path] | None = None
+
+
+@contextmanager
+def given_only(paths: dict[str, Path]):
+    """Within the block, locate(name) returns `paths[name]` and downloads nothing: a sweep trial
+    uses the files its driver found or fetched (lmgan.sweep.ship), never a download of its own."""
+    global _given
+    before, _given = _given, dict(paths)
+    try:
+        yield
+    finally:
+        _given = before
 
 
 def _sha256(path: Path) -> str:
@@ -129,7 +154,7 @@ def _check_record(w: Weight, path: Path) -> None:
                          f"corrupt); delete both to download {w.url} again, or set {w.env}=PATH")
 
 
-def _download(w: Weight, progress: bool = False) -> Path:
+def _download(w: Weight, progress: bool = False, flag: str | None = None) -> Path:
     """urllib → temp file in the cache → verify → rename; nothing half-written is ever found."""
     from tqdm import tqdm
 
@@ -147,12 +172,12 @@ def _download(w: Weight, progress: bool = False) -> Path:
         except OSError as e:
             reason = getattr(e, "reason", None) or e
             raise LmganError(f"{w.what} not found ({w.filename}) and could not be downloaded ({reason}): "
-                             f"{_hint(w)}") from None
+                             f"{_hint(w, flag)}") from None
         sha = digest.hexdigest()
         pinned = w.sha256 or w.sha256_prefix
         if pinned and not sha.startswith(pinned):
             raise LmganError(f"{w.url}: downloaded {w.filename} fails its sha256 check (got {sha[:12]}…, "
-                             f"expected {pinned[:12]}…); nothing was cached: {_hint(w)}")
+                             f"expected {pinned[:12]}…); nothing was cached: {_hint(w, flag)}")
         if not pinned:
             rec = _record(dst)
             atomic.write_text(rec, f"{sha}  {w.filename}\n")

@@ -145,29 +145,6 @@ def start_mlflow_server(port, store, artifacts):
     raise AssertionError("mlflow server did not start")
 
 
-def _postgres_bin():
-    import glob
-    from pathlib import Path
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _install_postgres() -> str:
-    """Debian's postgresql, installed by the test setup when it is missing; '' or why not."""
-    import shutil
-    import subprocess
-    if _postgres_bin():
-        return ""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "PostgreSQL is not installed and apt-get is not usable here (needs root)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        if r.returncode:
-            return f"`{' '.join(cmd)}` failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
-    return "" if _postgres_bin() else "apt-get installed postgresql but initdb was not found"
-
-
 @pytest.fixture(scope="session")
 def mlflow_server():
     """An `mlflow server` on loopback with a PostgreSQL backend store (a throwaway cluster run as
@@ -180,10 +157,12 @@ def mlflow_server():
     import urllib.request
     from pathlib import Path
 
-    why = _install_postgres()
+    from tests.services import ensure, postgres_bin
+
+    why = ensure("postgresql")
     if why:
         pytest.skip(why)
-    pg = _postgres_bin()
+    pg = postgres_bin()
     root = Path(tempfile.mkdtemp(prefix="lmgan-pg-", dir="/tmp"))
     root.chmod(0o755)
     as_pg: list[str] = []

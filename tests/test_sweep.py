@@ -59,12 +59,28 @@ def check_sweep(uri, experiment, name, n_trials):
     return c, parent[0], mine
 
 
+def small_vgg(path: Path) -> Path:
+    """VGG16's layers up to relu2_2 (all the perceptual loss loads), randomly initialised."""
+    import torch
+    import torchvision
+    layers = torchvision.models.vgg16(weights=None).features[:9]
+    torch.save({f"features.{k}": v for k, v in layers.state_dict().items()}, path)
+    return path
+
+
 def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     optuna_db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    vgg = small_vgg(tmp_path / "my-vgg.pth")
     r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 3, "--max-iters", 10,
               "--grace-iters", 5, "--eval-every", 5, "--name", "two-node", "--optuna-storage", optuna_db,
-              "--objective", "motion_corr")
+              "--objective", "motion_corr", "--set", "lambda_pl=10", "--set", f"vgg_weights={vgg}")
     assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r"^sweep two-node: estimate \(measured on this CPU with the trials' 1 thread, .* s/it; "
+                     r".*: at most 3 trials × 10 iterations ≈ .*, 2 at a time", r.stderr, re.M), r.stderr[-3000:]
+    # The driver shipped the VGG16 file through Ray's object store; the trials wrote it, once, into
+    # their nodes' lmgan cache under its content's name (trials never download a weight).
+    shipped = list((Path(ray_cluster["env"]["LMGAN_CACHE"]) / "weights" / "shipped").glob("*-vgg16-397923af.pth"))
+    assert [p.read_bytes() for p in shipped if p.read_bytes() == vgg.read_bytes()], shipped
     assert_exported_to_prometheus(ray_cluster, "two-node")   # before Ray's gauges expire (~20 s)
     assert "best:" in r.stdout and "mlflow ui --backend-store-uri sqlite:///" in r.stdout
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -81,6 +97,7 @@ def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     assert parent.data.tags["lmgan.objective"] == "motion_corr"          # a sync metric as the objective
     for t in trials:
         assert -1 <= t.data.metrics["motion_corr"] <= 1
+        assert t.data.metrics["loss_pl"] > 0                  # the perceptual loss ran on the shipped VGG16
         assert any(a.path.endswith("-motion.png") for a in c.list_artifacts(t.info.run_id, "samples"))
     # The best trial is the one with the highest motion_corr at any evaluation (mode max), and
     # its best.pt is the checkpoint of that very evaluation.
@@ -201,6 +218,15 @@ def test_bad_input_is_one_line_exit_2(ray_cluster, sweep_clip, tmp_path, args, m
     lines = r.stderr.strip().splitlines()
     assert len(lines) >= 1 and lines[-1].startswith("search: error: ") and message in lines[-1], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_dry_run_reads_the_clusters_nodes_and_creates_nothing(ray_cluster, sweep_clip, tmp_path):
+    r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 2, "--max-iters", 10, "--dry-run",
+              timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"2 at once on the cluster at {ray_cluster['address']} (2 CPUs, 0 GPUs)" in r.stdout, r.stdout
+    assert "estimate     (measured on this CPU" in r.stdout and "at most 2 trials × 10 iterations" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]     # the fixture's: no sweep folder
 
 
 def test_sweep_logs_to_an_mlflow_server_on_postgresql(ray_cluster, mlflow_server, sweep_clip, tmp_path):

@@ -1,7 +1,8 @@
 """Named source videos: the registry, name resolution and `fetch`, with real yt-dlp and PyAV.
 
-YouTube cannot be reached here, so real downloads go through yt-dlp's file:// support from a
-small clip written with lmgan.data.media; network failures use an address nothing listens on.
+YouTube cannot be reached here, so real downloads go through yt-dlp from a local HTTP server on
+127.0.0.1 (its generic extractor) or its file:// support, from clips written with
+lmgan.data.media; network failures use an address nothing listens on.
 """
 
 import os
@@ -239,6 +240,60 @@ def test_fetch_force_replaces_a_present_file(tmp_path, monkeypatch, data, clip):
     assert (data / "whole.mp4").read_bytes() == b"old"
     fetching.fetch("whole", force=True, progress=False)  # no trim: the download itself, renamed
     assert (data / "whole.mp4").read_bytes() == clip.read_bytes() and os.listdir(data) == ["whole.mp4"]
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server on 127.0.0.1: (the folder it serves, its base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_a_named_video_over_http_with_yt_dlp(tmp_path, monkeypatch, data, http_server, capsys):
+    """`lmgan fetch drums` through yt-dlp for real (its generic extractor, an HTTP download from a
+    server on 127.0.0.1): the shipped registry's entry with only its URL pointed at the server
+    (LMGAN_VIDEOS), so the paper's start at 59 s trims it, and the file decodes with its sound."""
+    import yaml
+
+    from lmgan.cli import main
+
+    served, base = http_server
+    n, fps, rate = 620, 10, 44100                   # 62 s, 128x72 (16:9, the box's shape)
+    grey = (np.arange(n) * 250 // n).astype(np.uint8)
+    frames = np.repeat(grey[:, None, None, None], 72 * 128 * 3).reshape(n, 72, 128, 3)
+    t = np.arange(62 * rate) / rate
+    tone = np.where(t >= 60, 0.3 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+    write_video(served / "drums-source.mp4", frames, fps, audio=np.stack([tone, tone]), sample_rate=rate)
+    shipped = yaml.safe_load(videos.registry_path().read_text())
+    assert shipped["videos"]["drums"]["start"] == 59
+    shipped["videos"]["drums"]["url"] = f"{base}/drums-source.mp4"
+    registry(tmp_path, monkeypatch, yaml.safe_dump(shipped))
+
+    assert main(["fetch", "drums"]) == 0
+    out = capsys.readouterr().out
+    path = data / "drums.mp4"
+    assert f"drums: {path}" in out and os.listdir(data) == ["drums.mp4"]       # no raw download left
+    assert "drums: crop [3, 0, 72, 72] (x, y, w, h): the authors' box" in out  # 1280x720's box, scaled
+    info = probe(path)
+    assert info["has_video"] and info["has_audio"] and abs(info["duration"] - 3.0) < 0.15
+    frames = read_video(path, fps=fps, size=72, crop=[0, 0, 128, 72]).frames
+    assert len(frames) == 30 and abs(frames[0].mean() - grey[590]) < 3 and abs(frames[-1].mean() - grey[619]) < 3
+    sound = read_audio(path, 16000)
+    assert np.abs(sound[: int(0.9 * 16000)]).max() < 0.02          # silent until source 60 s = output 1 s
+    assert np.abs(sound[int(1.1 * 16000): int(2.9 * 16000)]).max() > 0.2
+    assert videos.resolve("drums").path == path                     # what the sweep and training read
 
 
 def test_demo_needs_no_registry_file(tmp_path, monkeypatch, data, clip):

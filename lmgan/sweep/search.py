@@ -2,9 +2,11 @@
 
 Optuna's TPE (seeded, multivariate) proposes configurations through Tune's OptunaSearch, ASHA
 stops weak trials at every evaluation, and every trial is a nested MLflow run under the sweep's
-parent run. Everything a trial needs is checked here first: the video decodes, the space is
-valid, the objective's weights exist, the resources exist, MLflow answers; a mistake costs a
-one-line error, not a cluster's worth of failed trials.
+parent run. Everything a trial needs is checked here first: the pretrained weights the config
+needs exist (downloaded once, here, before anything else is created: trials never download them,
+the driver ships them), the video decodes, the space is valid, the resources exist, MLflow
+answers; a mistake costs a one-line error, not a cluster's worth of failed trials. Every sweep
+says what it will cost before it starts (lmgan.sweep.estimate); `--dry-run` says only that.
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    "from its last checkpoint")
     p.add_argument("--verbose", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2),
                    help="also Tune's own status tables (2: and its per-result lines)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (trials, space, resources per "
+                   "trial, scheduler, tracking URI, pretrained weights) and the estimated time, then "
+                   "exit: no store, no sweep folder, no trial (default: off)")
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -187,9 +192,10 @@ def _resumed_plan(args, storage: str) -> SweepPlan:
     return plan
 
 
-def _preflight(plan: SweepPlan) -> None:
+def _preflight(plan: SweepPlan, weight_paths: dict) -> None:
     """Decode the video into the cache once (progress shown here, not in 20 trials) and build
-    the evaluator: bad files, short held-out parts and missing metric weights fail now."""
+    the evaluator with the weights found: bad files, short held-out parts and unreadable metric
+    weights fail now."""
     import torch
 
     from lmgan.data.dataset import load_video_data
@@ -197,8 +203,103 @@ def _preflight(plan: SweepPlan) -> None:
 
     cfg = plan.config
     data = load_video_data(plan.source, cfg, progress=True)
-    ev = Evaluator(cfg.eval_metrics, torch.device("cpu"))
+    ev = Evaluator(cfg.eval_metrics, torch.device("cpu"), weight_paths=weight_paths)
     ev.check(len(data.heldout_starts(cfg.seq_len, cfg.eval_windows)), cfg.seq_len)
+
+
+def _check_weights(plan: SweepPlan, download: bool = True) -> tuple[dict, list[str]]:
+    """Every pretrained weight the trials will load (config.needed_weights: VGG16 when lambda_pl > 0,
+    the eval_metrics' from the metric registry): name → its file, found or downloaded now into
+    the cache, once for the whole sweep; and a line for each one that cannot be had, saying how
+    to provide it."""
+    from lmgan import weights
+    from lmgan.config import needed_weights
+
+    found, missing = {}, []
+    for name, explicit in needed_weights(plan.config).items():
+        try:
+            found[name] = weights.locate(name, explicit, download=download,
+                                         flag="--set vgg_weights=PATH" if name == "vgg16" else "")
+        except LmganError as e:
+            missing.append(f"{name}: {e}")
+    return found, missing
+
+
+def _require_weights(plan: SweepPlan) -> dict:
+    """_check_weights, before anything is created: one line per missing weight, then exit 2."""
+    found, missing = _check_weights(plan)
+    for line in missing:
+        print(f"sweep {plan.name}: {line}", file=sys.stderr)
+    if missing:
+        raise LmganError(f"{len(missing)} pretrained weight file{'s' if len(missing) > 1 else ''} this "
+                         f"sweep needs {'are' if len(missing) > 1 else 'is'} missing (above); nothing was "
+                         f"created or started")
+    return found
+
+
+def local_nodes() -> list[dict]:
+    """This machine as Ray would see it, without starting Ray (a --dry-run's resources)."""
+    import torch
+    return [{"Alive": True, "Resources": {"CPU": float(os.cpu_count() or 1),
+                                          "GPU": float(torch.cuda.device_count())}}]
+
+
+def dry_run(plan: SweepPlan, args, storage: str, runs: Path) -> int:
+    """`--dry-run`: the plan and its estimate on stdout; creates no store, no sweep folder, no trial
+    (it does connect to an --address cluster to read its nodes)."""
+    from lmgan.sweep import tracking
+    from lmgan.sweep.estimate import REDUCTION, asha_iterations, estimate
+
+    if args.address:
+        import ray
+        try:
+            ray.init(address=args.address, logging_level="ERROR", log_to_driver=False)
+        except ConnectionError as e:
+            raise LmganError(f"--address {args.address}: cannot connect to Ray ({first_line(e)})") from None
+        try:
+            nodes = ray.nodes()
+        finally:
+            ray.shutdown()
+    else:
+        nodes = local_nodes()
+    cpus, gpus, fit = _resources(args, nodes, plan.config.image_size)
+    found, missing = _check_weights(plan, download=False)
+    cfg = plan.config
+    where = f"the cluster at {args.address}" if args.address else "this machine"
+    have = sum(n["Resources"].get("CPU", 0) for n in nodes if n.get("Alive"))
+    have_gpus = sum(n["Resources"].get("GPU", 0) for n in nodes if n.get("Alive"))
+    if plan.scheduler == "asha":
+        rungs = ", ".join(map(str, asha_iterations(plan.max_iters, plan.grace_iters)[1])) or "none before the end"
+        scheduler = (f"asha: grace {plan.grace_iters}, max {plan.max_iters} iterations, reduction factor "
+                     f"{REDUCTION} (a trial is judged at {rungs})")
+    elif plan.scheduler == "pbt":
+        scheduler = (f"pbt: exploit and explore every {plan.grace_iters} iterations; every trial runs to "
+                     f"{plan.max_iters} (max)")
+    else:
+        scheduler = f"fifo: every trial runs to {plan.max_iters} iterations (max)"
+    rows = [
+        ("sweep", f"{plan.name} (dry run: no store, no sweep folder, no trial)"),
+        ("video", f"{plan.video}: {plan.source}"),
+        ("model", f"{cfg.image_size}², seq_len {cfg.seq_len}, channel_base {cfg.g_channel_base}/"
+                  f"{cfg.d_channel_base}, lambda_pl {cfg.lambda_pl:g}"),
+        ("trials", f"{plan.trials}, objective {', '.join(f'{n} ({m})' for n, m in plan.goals)}"
+                   + ("; the first is the preset's own values (baseline)" if plan.baseline else "")),
+        ("space", f"{plan.space_file}"),
+        *((f"  {key}", plan.space[key].describe()) for key in plan.searched),
+        ("resources", f"{cpus:g} CPU + {gpus:g} GPU per trial ({max(1, int(cpus))} torch thread{'s' if int(cpus) > 1 else ''}), "
+                      f"{fit} at once on {where} ({have:g} CPUs, {have_gpus:g} GPUs)"),
+        ("scheduler", scheduler),
+        ("evaluation", f"every {plan.eval_every} iterations: {', '.join(cfg.eval_metrics)}"),
+        ("tracking", f"{args.tracking_uri or tracking.default_uri(runs)}"),
+        ("storage", f"{storage}/{plan.name}"),
+        *(("weights", f"{name}: {path}") for name, path in found.items()),
+        *(("weights", f"{line}; a sweep first downloads it, where it can") for line in missing),
+        *([("weights", "none needed")] if not (found or missing) else []),
+        ("estimate", estimate(plan, cpus, gpus, fit).removeprefix("estimate").lstrip(": ")),
+    ]
+    for key, value in rows:
+        print(f"{key:<12} {value}")
+    return 0
 
 
 def _autoscaler_types() -> list[tuple[dict, int]]:
@@ -275,7 +376,12 @@ def run(args) -> int:
         _check_name(args.name)
     runs = runs_root(args.runs_dir)        # one root for the store, the sweeps and the reports
     storage = _storage(args.storage, runs)
+    if args.resume and getattr(args, "dry_run", False):
+        raise LmganError("--dry-run shows a new sweep's plan; a resumed one continues as planned "
+                         f"({storage}/{args.name}/lmgan-sweep.json)")
     plan = _resumed_plan(args, storage) if args.resume else make_plan(args, storage)
+    if getattr(args, "dry_run", False):
+        return dry_run(plan, args, storage, runs)
     try:
         return _run(plan, args, storage, runs)
     except KeyboardInterrupt:
@@ -287,12 +393,23 @@ def run(args) -> int:
 
 
 def _run(plan: SweepPlan, args, storage: str, runs: Path) -> int:
-    """Check the store, decode the video, start Ray, place the trials, run them."""
+    """Check the weights (first: nothing is created before), the store, decode the video, start
+    Ray, place the trials, run them."""
     from lmgan.sweep import tracking
-    uri = plan.tracking_uri or args.tracking_uri or tracking.default_uri(runs)
+    weight_paths = _require_weights(plan)
+    # With --resume, --tracking-uri is the sweep's own store at a new address (a resubmitted
+    # Slurm job serves it from another node): it must hold the sweep's run.
+    uri = args.tracking_uri or plan.tracking_uri or tracking.default_uri(runs)
     tracking.check_reachable(uri)
+    if args.resume and plan.parent_run_id and uri != plan.tracking_uri:
+        try:
+            tracking.client(uri).get_run(plan.parent_run_id)
+        except Exception:
+            raise LmganError(f"--tracking-uri {uri} does not hold the sweep's MLflow run {plan.parent_run_id}; "
+                             f"with --resume it must be the same store ({plan.tracking_uri}) at a new "
+                             f"address") from None
     if not args.resume:
-        _preflight(plan)
+        _preflight(plan, weight_paths)
 
     for note in config_notes(plan.config):
         print(f"sweep {plan.name}: {note}", file=sys.stderr)
@@ -315,7 +432,7 @@ def _run(plan: SweepPlan, args, storage: str, runs: Path) -> int:
         plan = replace(plan, tracking_uri=uri, address=address, cpus_per_trial=cpus, gpus_per_trial=gpus)
         plan = _start_sweep_run(plan, runs)
         plan.save(storage)
-        return _sweep(plan, args, storage, fit)
+        return _sweep(plan, args, storage, fit, weight_paths)
     finally:
         ray.shutdown()
 
@@ -341,10 +458,12 @@ def _start_sweep_run(plan: SweepPlan, runs_dir: Path) -> SweepPlan:
     return replace(plan, experiment_id=experiment_id, parent_run_id=parent)
 
 
-def _trainable(plan: SweepPlan, storage: str):
-    """The lmgan trainable with what every trial shares bound to it, and its resources."""
+def _trainable(plan: SweepPlan, storage: str, weight_paths: dict | None = None):
+    """The lmgan trainable with what every trial shares bound to it (the video's bytes, the
+    pretrained weights through Ray's object store: lmgan.sweep.ship), and its resources."""
     from ray import tune
 
+    from lmgan.sweep.ship import ship
     from lmgan.sweep.trainable import TrialSpec, train_trial
 
     source = Path(plan.source)
@@ -359,7 +478,8 @@ def _trainable(plan: SweepPlan, storage: str):
                      searched=plan.searched, threads=max(1, int(cpus)), gpu_share=gpus if gpus < 1 else 0.0,
                      baseline=plan.baseline, scheduled=plan.mutable if plan.scheduler == "pbt" else [],
                      trials_dir="" if "://" in storage else str(Path(storage) / plan.name))
-    return tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes),
+    return tune.with_resources(tune.with_parameters(train_trial, spec=spec, video_bytes=video_bytes,
+                                                    weight_files=ship(weight_paths or {})),
                                {"cpu": cpus, "gpu": gpus})
 
 
@@ -470,13 +590,17 @@ def _search(plan: SweepPlan, optuna_storage: str | None):
                                  max_t=plan.max_iters, grace_period=plan.grace_iters, reduction_factor=3)
 
 
-def _sweep(plan: SweepPlan, args, storage: str, fit: int) -> int:
+def _sweep(plan: SweepPlan, args, storage: str, fit: int, weight_paths: dict | None = None) -> int:
+    from lmgan.sweep.estimate import estimate
     from lmgan.sweep.summary import finish_sweep
 
-    trainable = _trainable(plan, storage)
+    trainable = _trainable(plan, storage, weight_paths)
     print(f"sweep {plan.name}: {plan.trials} trials of {plan.video}, objective {plan.objective} "
           f"({plan.mode}), {plan.cpus_per_trial:g} CPU + {plan.gpus_per_trial:g} GPU per trial, "
           f"{fit} at once; MLflow {plan.tracking_uri} run {plan.parent_run_id}", file=sys.stderr)
+    if not args.resume:
+        print(f"sweep {plan.name}: {estimate(plan, plan.cpus_per_trial, plan.gpus_per_trial, fit)}",
+              file=sys.stderr)
     tuner = _tuner(plan, trainable, args, storage, fit)
     t0 = time.perf_counter()
     results = tuner.fit()

@@ -157,11 +157,14 @@ class TuneEvents(TrainingEvents):
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
-    """The Tune function trainable (bound with tune.with_parameters)."""
+def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes, weight_files: dict | None = None) -> None:
+    """The Tune function trainable (bound with tune.with_parameters). `weight_files`: the
+    pretrained weights the driver shipped (lmgan.sweep.ship); a trial never downloads one."""
     import ray
     from ray import tune
 
+    from lmgan import weights
+    from lmgan.sweep.ship import receive
     from lmgan.sweep.telemetry import TrialGauges
     from lmgan.sweep.tracking import TrialRun
 
@@ -204,8 +207,10 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes) -> None:
             if not (lineage and _same_clone(lineage[-1], clone)):
                 lineage = _record_clone(tracker, run_dir, lineage, clone)
             tracker.logged_up_to = clone["iter"] - 1    # the new lineage's values are logged again
-        trainer = open_run(run_dir, cfg, materialise_source(spec, video_bytes), label=spec.video,
-                           restore=restore, name=f"trial {trial_id}", progress=False)
+        source = materialise_source(spec, video_bytes)
+        with weights.given_only(receive(weight_files or {})):     # before any network is built
+            trainer = open_run(run_dir, cfg, source, label=spec.video, restore=restore,
+                               name=f"trial {trial_id}", progress=False)
         tracker.artifact(run_dir / "config.yaml")
         if restore is not None:
             tracker.tag("lmgan.restored_from", str(trainer.iteration))   # a restart continues there
