@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from lmgan.arguments import OneLineParser
-from lmgan.errors import LmganError, first_line
+from lmgan.errors import LmganError, os_error_line
 from lmgan.runs import find_run_path, runs_root
 
 DESCRIPTION = """\
@@ -32,8 +32,10 @@ def _no_traversal(path: str | None, flag: str) -> None:
 
 
 def _train(args) -> int:
+    from lmgan.atomic import disk_full
     from lmgan.config import config_notes, parse_sets
     from lmgan.data.videos import DEMO, resolve
+    from lmgan.training import checkpoint
     from lmgan.training.run import new_run, resume_run
 
     _no_traversal(args.out, "--out")
@@ -61,6 +63,14 @@ def _train(args) -> int:
         print(f"interrupted at iteration {trainer.iteration}; checkpoint saved. "
               f"Continue with: lmgan train --resume {trainer.run_dir}", file=sys.stderr)
         return 130
+    except OSError as e:
+        if not disk_full(e):
+            raise
+        # One line: what could not be written, what is kept, how to go on once there is space.
+        kept = checkpoint.latest(checkpoint.ckpt_dir(trainer.run_dir))
+        then = (f"checkpoint {kept.name} is kept; make space, then: lmgan train --resume {trainer.run_dir}"
+                if kept else "no checkpoint was written yet")
+        raise LmganError(f"{os_error_line(e)} ({then})") from None
     ev = summary["last_eval"]
     ssim = f"{ev['ssim']:.3f} ± {ev['ssim_std']:.3f}" if "ssim" in ev else "n/a"
     print(f"done: {summary['iterations']} iterations at {summary['it_per_s']:.2f} it/s; "
@@ -265,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lmgan: interrupted", file=sys.stderr)
         return 130
     except OSError as e:   # a folder that cannot be written, a full disk: the path and why
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"lmgan: error: {where}{(e.strerror or first_line(e)).lower()}", file=sys.stderr)
+        print(f"lmgan: error: {os_error_line(e)}", file=sys.stderr)
         return 2
 
 

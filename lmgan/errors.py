@@ -12,3 +12,11 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     the exception's class name when it carries no text."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else exc.__class__.__name__)[:limit]
+
+
+def os_error_line(e: OSError) -> str:
+    """An OSError as lmgan's one line: the path and the system's reason in lower case
+    ("runs/x/checkpoints/ckpt_0000300.pt: no space left on device"). The command line prints it
+    after "lmgan: error: "; a sweep trial records it as its MLflow error (lmgan.error)."""
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    return f"{where}{(e.strerror or first_line(e)).lower()}"

@@ -131,7 +131,8 @@ def given_only(paths: dict[str, Path]):
         _given = before
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """A file's sha256, read in 1 MiB blocks (weight files are hundreds of MB)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -149,7 +150,7 @@ def _check_record(w: Weight, path: Path) -> None:
     if w.sha256 or w.sha256_prefix or not rec.is_file():
         return
     recorded = rec.read_text().split()
-    if not recorded or _sha256(path) != recorded[0]:
+    if not recorded or sha256(path) != recorded[0]:
         raise LmganError(f"{path}: sha256 differs from {rec} written when it was downloaded (changed or "
                          f"corrupt); delete both to download {w.url} again, or set {w.env}=PATH")
 

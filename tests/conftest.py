@@ -62,6 +62,25 @@ def tiny_run(tmp_path_factory, demo_clip, vgg_path):
     return out
 
 
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server on 127.0.0.1: (the folder it serves, its base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
 # ----------------------------------------------------------------------------- Ray and MLflow
 def free_port() -> int:
     import socket

@@ -53,3 +53,36 @@ def test_perceptual_loss_is_the_relu2_2_content_loss(vgg_path):
     relu2_2 = lambda x: vgg.features[:9](((x + 1) / 2 - mean) / std)  # noqa: E731
     with torch.no_grad():
         torch.testing.assert_close(pl(fake, real), F.mse_loss(relu2_2(fake), relu2_2(real)), rtol=1e-4, atol=1e-6)
+
+
+class _Recording(torch.nn.Module):
+    """A critic D(x) = ½‖x‖² per sample (gradient x̂ itself) that keeps what it was shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return 0.5 * x.flatten(1).square().sum(1, keepdim=True)
+
+
+def test_gradient_penalty_is_taken_on_random_points_of_the_real_fake_segments():
+    """Gulrajani et al. (Algorithm 1): x̂ = ε·x + (1 − ε)·x̃ with one ε ~ U[0, 1] per sample (the
+    same for all of a sample's pixels and frames), and the penalty (‖∇D(x̂)‖₂ − 1)² averaged over
+    the samples. With D(x) = ½‖x‖², ∇D(x̂) = x̂, so the penalty follows from the points shown."""
+    torch.manual_seed(0)
+    d = _Recording()
+    n = 400
+    real, fake = torch.rand(n, 4, 3, 4, 4), -torch.rand(n, 4, 3, 4, 4)      # a window per sample
+    gp = gradient_penalty(d, real, fake)
+    (x,) = d.seen
+    # ε per sample, recovered from each sample's points: one value, the same at every element
+    eps = (x - fake) / (real - fake)
+    per_sample = eps.flatten(1)
+    torch.testing.assert_close(per_sample, per_sample[:, :1].expand_as(per_sample), atol=1e-4, rtol=0)
+    e = per_sample[:, 0]
+    assert float(e.min()) >= 0 and float(e.max()) <= 1
+    assert abs(float(e.mean()) - 0.5) < 0.05 and abs(float(e.var()) - 1 / 12) < 0.02        # U[0, 1]
+    want = (x.flatten(1).norm(dim=1) - 1).square().mean()
+    torch.testing.assert_close(gp, want, rtol=1e-5, atol=0)

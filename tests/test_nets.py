@@ -286,6 +286,84 @@ def test_generator_acin_only_through_norms():
         torch.testing.assert_close(g(f, m, None)[0], g(f + 1.0, m, None)[0], atol=0, rtol=0)
 
 
+def _acin_at_init(feat_dim: int = 64):
+    """The acIN of a freshly built generator's 4² → 8² block (the paper's widths: 512 channels),
+    initialised as G is (N(0, 0.02) weights, zero biases)."""
+    g = Generator(8, feat_dim, feat_dim + 2, acin=True, vp="none")
+    return g.blocks[0].acin
+
+
+def test_acin_starts_as_the_plain_instance_norm():
+    """acIN (DESIGN §3: "scale and shift come from a linear map of f_t, modulation as in
+    BigGAN/StyleGAN") is IN(x)·(1 + γ(f)) + β(f): BigGAN's conditional gain is 1 + a linear map
+    of the class code, StyleGAN's style scale starts at 1 (bias init 1). At initialisation the
+    linear map has zero bias, so the average sound (normalised features 0) gives exactly the
+    per-frame, per-channel instance norm; random normalised sounds give scales centred on 1 and
+    shifts centred on 0, spread as the N(0, 0.02) init makes them (0.02·‖f‖ = 0.16 for 64 bins)."""
+    torch.manual_seed(0)
+    acin = _acin_at_init()
+    x = torch.randn(6, acin.channels, 4, 4) * 3 + torch.randn(6, acin.channels, 1, 1) * 5   # not normalised
+    mean = x.mean((2, 3), keepdim=True)
+    plain = (x - mean) / (x.var((2, 3), unbiased=False, keepdim=True) + 1e-5).sqrt()
+    with torch.no_grad():
+        torch.testing.assert_close(acin(x, acin.modulation(torch.zeros(6, 64))), plain, atol=1e-5, rtol=0)
+        f = torch.randn(500, 64)                        # normalised features: unit variance per bin
+        scale, shift = acin.modulation(f)
+    scale, shift = scale.flatten(1), shift.flatten(1)
+    assert abs(float(scale.mean()) - 1) < 0.02 and abs(float(shift.mean())) < 0.02
+    assert 0.1 < float(scale.std()) < 0.25 and 0.1 < float(shift.std()) < 0.25
+
+
+def test_acin_scales_and_shifts_each_frames_instance_norm_by_its_own_sound():
+    """Per frame and channel, the output's spatial mean is β(f_t) and its spatial std |1 + γ(f_t)|:
+    the instance norm is taken over each frame's own pixels (no statistics shared between the
+    frames of a window), then modulated by that frame's sound alone."""
+    torch.manual_seed(1)
+    acin = _acin_at_init()
+    x = torch.randn(4, acin.channels, 8, 8) * 2 + 7
+    f = torch.randn(4, 64)
+    with torch.no_grad():
+        scale, shift = acin.modulation(f)
+        y = acin(x, (scale, shift))
+        torch.testing.assert_close(y.mean((2, 3)), shift.flatten(1), atol=1e-4, rtol=0)
+        torch.testing.assert_close(y.std((2, 3), unbiased=False), scale.flatten(1).abs(), atol=1e-4, rtol=1e-4)
+        other = f.clone()
+        other[1:] = torch.randn(3, 64)                  # the other frames hear something else
+        y2 = acin(x, acin.modulation(other))
+        torch.testing.assert_close(y2[0], y[0], atol=1e-6, rtol=0)
+        y3 = acin(torch.cat((x[:1], x[1:] * 10 + 3)), (scale, shift))   # and look different
+        torch.testing.assert_close(y3[0], y[0], atol=1e-6, rtol=0)
+
+
+def test_noise_injection_adds_nothing_at_init_and_one_map_per_frame_after():
+    """StyleGAN's noise injection, as the authors use it (NoiseInjection: weight zeros, noise
+    [B, 1, H, W]): x + s_c · n with per-channel scales s starting at 0, so a fresh G is a
+    deterministic function of its inputs; once the scales move, one N(0, 1) map per frame is
+    shared by all channels, and every frame gets its own."""
+    from lmgan.nets.generator import NoiseInjection
+    torch.manual_seed(2)
+    g = Generator(S, F_, M, vp="none", **SMALL)
+    f, m = torch.randn(B, T, F_), torch.randn(B, T, M)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        a, _ = g(f, m, None)
+        torch.manual_seed(4)
+        b, _ = g(f, m, None)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+    noise = NoiseInjection(5)
+    x = torch.randn(64, 5, 16, 16)
+    torch.testing.assert_close(noise(x), x, atol=0, rtol=0)
+    with torch.no_grad():
+        noise.scale.copy_(torch.tensor([0.5, 1.0, 2.0, -1.0, 3.0]).view(1, 5, 1, 1))
+        n = (noise(x) - x) / noise.scale                    # the map each channel got
+    torch.testing.assert_close(n, n[:, :1].expand_as(n), atol=1e-5, rtol=1e-5)   # shared by channels
+    maps = n[:, 0].flatten(1)
+    assert abs(float(maps.mean())) < 0.03 and abs(float(maps.std()) - 1) < 0.03   # N(0, 1)
+    corr = torch.corrcoef(maps)                          # frames' maps are independent draws
+    assert float((corr - torch.eye(64)).abs().max()) < 0.35
+
+
 # ---------------------------------------------------------------- critics
 
 

@@ -48,11 +48,6 @@ def write_sound(path, seconds, codec, rate=44100, layout="stereo", wave=None):
     return path
 
 
-def decoded_frames(path):
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-
-
 def frames_and_streams(path):
     with av.open(str(path)) as c:
         types = sorted(s.type for s in c.streams)
@@ -94,22 +89,20 @@ def test_render_longer_than_many_windows(tmp_path, tiny_run):
 
 
 def test_render_is_gain_invariant(tmp_path, tiny_run):
-    """The same sound 20 dB quieter renders the same video (one seed, one checkpoint).
+    """The same sound 20 dB quieter renders the same frames (one seed, one checkpoint): the
+    features are chunk-relative dB (docs/model.md), so a gain changes none of them.
 
     Float WAV, so the quiet copy is exactly the loud one times 0.1 (16-bit PCM would add
-    quantisation noise 20 dB closer to the signal, a different sound in the quiet bins)."""
-    outs = []
-    for gain in (1.0, 0.1):
-        sound = write_sound(tmp_path / f"g{gain}.wav", 2.0, "pcm_f32le", layout="mono",
-                            wave=chirp(2.0, 44100, gain))
-        outs.append(tmp_path / f"g{gain}.mp4")
-        assert main(["render", "--checkpoint", str(tiny_run), "--audio", str(sound), "--out", str(outs[-1]),
-                     "--seed", "3", "--quiet"]) == 0
-    loud, quiet = decoded_frames(outs[0]).astype(int), decoded_frames(outs[1]).astype(int)
-    assert loud.shape == quiet.shape and loud.shape[0] == 40
-    # Measured: identical (0 of 255); absolute dB gave mean 1.7, max 13. The tolerance only
-    # allows a float-rounding flip of one uint8 level and what the encoder makes of it.
-    assert np.abs(loud - quiet).mean() < 0.05
+    quantisation noise 20 dB closer to the signal, a different sound in the quiet bins). The
+    frames are compared as render generates them, before x264 encodes them: x264's output for
+    the same frames depends on the machine's load (0.61 levels apart on a busy machine)."""
+    loud, quiet = (_streamed(tiny_run, write_sound(tmp_path / f"g{gain}.wav", 2.0, "pcm_f32le", layout="mono",
+                                                    wave=chirp(2.0, 44100, gain)), seed=3)
+                   for gain in (1.0, 0.1))
+    assert loud.shape == quiet.shape == (40, 32, 32, 3)
+    # Measured: identical. Only a float-rounding flip of one uint8 level on a few pixels is allowed;
+    # absolute dB gave mean 1.7 and max 13 levels.
+    assert np.abs(loud - quiet).max() <= 1 and (loud != quiet).mean() < 1e-3
 
 
 def test_white_noise_lands_in_the_training_range(tmp_path, tiny_run, demo_clip):
@@ -177,26 +170,28 @@ def test_render_of_the_clips_own_sound_is_what_training_generates(tiny_run, demo
     assert np.abs(got - want).max() <= 1 and (got != want).mean() < 1e-3
 
 
-def _render(tmp_path, ckpt, sound, name, seed=3):
-    out = tmp_path / name
-    assert main(["render", "--checkpoint", str(ckpt), "--audio", str(sound), "--out", str(out),
-                 "--seed", str(seed), "--quiet"]) == 0
-    return decoded_frames(out).astype(int)
+def _streamed(ckpt, sound, seed=3):
+    """The frames `lmgan render --checkpoint ckpt --audio sound --seed seed` generates, as uint8
+    [n, S, S, 3] before they are encoded (render.stream into a sink that keeps them)."""
+    model, cfg = load_model(ckpt, torch.device("cpu"))
+    sink = Collected()
+    with AudioSource(sound) as src:
+        n, _ = stream(model, cfg, src, sink, seed=seed)
+    frames = np.concatenate(sink.frames).astype(int)
+    assert len(frames) == n
+    return frames
 
 
 def test_a_trained_model_moves_with_its_sound(tmp_path, tiny_run, demo_clip):
-    """End to end through `lmgan render`: the same seed, another sound → other frames; the same
-    sound again → the same frames (so the difference is the sound's, not the encoder's)."""
+    """Render's frames from one seed: another sound → other frames; the same sound again → the
+    same frames, bit for bit (compared before encoding, so x264 cannot blur either)."""
     own = write_sound(tmp_path / "own.wav", 4.0, "pcm_f32le", layout="mono",
                       wave=read_audio(demo_clip, 44100))
     other = write_sound(tmp_path / "chirp.wav", 4.0, "pcm_f32le", layout="mono")
-    a, again, b = (_render(tmp_path, tiny_run, s, f"{i}.mp4") for i, s in enumerate((own, own, other)))
+    a, again, b = (_streamed(tiny_run, s) for s in (own, own, other))
     assert a.shape == b.shape == (80, 32, 32, 3)
-    same, moved = np.abs(a - again).mean(), np.abs(a - b).mean()
-    # x264's assembly paths encode the same frames slightly differently on a busy machine
-    # (data/media.py): up to 0.2 levels on average was seen in a full test run; the sound moves
-    # the frames by several times that.
-    assert same < 0.5 and moved > max(1.0, 4 * same), (same, moved)
+    assert np.array_equal(a, again)
+    assert np.abs(a - b).mean() > 1.0
 
 
 def _clicks(seconds, rate, at):

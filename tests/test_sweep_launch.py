@@ -167,6 +167,42 @@ def test_dry_run_is_refused_with_resume(places, capsys):
     assert "--dry-run shows a new sweep's plan" in capsys.readouterr().err
 
 
+# ----------------------------------------------------------------------------- ASHA's budget
+def _asha(argv):
+    """The plan make_plan makes of a sweep's arguments, and the scheduler Tune gets from it."""
+    from ray.tune.schedulers import ASHAScheduler
+    p = search.make_plan(search.build_parser().parse_args(argv), str(weights.cache_dir() / "sweeps"))
+    _, scheduler = search._search(p, None)
+    assert isinstance(scheduler, ASHAScheduler)
+    return p, scheduler, sorted(m for m, _ in scheduler._brackets[0]._rungs)
+
+
+def test_asha_judges_each_trial_at_the_documented_rungs_on_its_evaluations(places, sweep_clip):
+    """docs/sweeps.md: ASHA with time_attr = iteration and reduction factor 3, judging on the
+    objective at every evaluation; a trial runs --max-iters and is first judged after
+    --grace-iters (default: 5 evaluations), then at grace·3^k below the end: the demo's sweep
+    (grace 200, max 1000, every 100) is judged at 200 and 600. Every rung falls on an evaluation
+    (a trial reports only then), and every trial's config trains, evaluates and checkpoints on
+    that schedule."""
+    places.data.mkdir()
+    (places.data / "demo.mp4").write_bytes(sweep_clip.read_bytes())
+    p, asha, rungs = _asha(["--video", "demo"])
+    assert (p.max_iters, p.grace_iters, p.eval_every, p.objective, p.mode) == (1000, 200, 100, "motion_corr", "max")
+    assert (asha._time_attr, asha._metric, asha._mode, asha._max_t) == ("iter", "motion_corr", "max", 1000)
+    assert asha._reduction_factor == 3 and rungs == [200, 600] == est.asha_iterations(1000, 200)[1]
+    cfg = p.config
+    assert (cfg.iters, cfg.eval_every, cfg.ckpt_every) == (1000, 100, 100)
+    assert all(r % cfg.eval_every == 0 for r in rungs)
+
+    p, asha, rungs = _asha(["--video", str(sweep_clip), "--preset", "tiny", "--objective", "fvd",
+                            "--max-iters", "400", "--eval-every", "20"])
+    assert (p.grace_iters, asha._max_t, asha._metric, asha._mode) == (100, 400, "fvd", "min")   # 5 evaluations
+    assert rungs == [100, 300] and (p.config.iters, p.config.eval_every) == (400, 20)
+    p, asha, rungs = _asha(["--video", str(sweep_clip), "--preset", "tiny", "--max-iters", "90",
+                            "--eval-every", "10", "--grace-iters", "10"])
+    assert asha._max_t == 90 and [r for r in rungs if r < 90] == [10, 30] == est.asha_iterations(90, 10)[1]
+
+
 # ----------------------------------------------------------------------------- the estimate
 def plan(**kw):
     base = dict(trials=4, max_iters=1000, eval_every=100, grace_iters=200, scheduler="asha",

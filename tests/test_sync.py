@@ -3,10 +3,12 @@
 The real video scores best against itself; shuffled, frozen and time-shifted copies score worse;
 a generator that cannot hear scores exactly 0 sensitivity, one that hears scores more.
 
-AV-Align is tested on a click track (a square jumps at each click, 0.4–1 s apart): on the demo
-clip, whose drums sit on a 0.125 s grid (2.5 frames), an onset lies within one frame of almost
-any frame and AV-Align is at chance (measured: real 0.37–0.39, shuffled 0.34–0.41, random peaks
-0.29–0.32), which docs/evaluation.md says.
+AV-Align is tested on a click track (a square jumps at each click, 0.4–1 s apart; measured: real
+1.00, shuffled or shifted 0.02–0.10): on the demo clip, whose drums sit on a 0.125 s grid (2.5
+frames), an onset lies within one frame of almost any frame and AV-Align barely tells the real
+video from a broken one (five 16 s clips: real 0.31–0.50, shuffled 0.31–0.38, random peaks
+0.23–0.28), which docs/evaluation.md says. Its definitions are checked against the authors'
+av_align.py of 2025-02 (docs/evaluation.md, "Which AV-Align").
 """
 
 import json
@@ -86,12 +88,115 @@ def test_motion_corr_is_one_for_the_real_video_and_low_for_wrong_timing(clip):
         assert abs(scores[name]) < 0.3, scores
 
 
-def test_peak_iou_as_published():
+# ---------------------------------------------------------------- AV-Align as published
+# The definitions of guyyariv/TempoTokens av_align.py at bf0b1e3 (2025-02-13), re-stated here to
+# cross-check lmgan's own code (the repository is not part of this project). The first release
+# (34d9502) differs in two places, marked "2025-02"; it cannot run as published (undefined `n`).
+
+def published_peaks(arr, fps):
+    """find_local_max_indexes."""
+    out = []
+    for i in range(1, len(arr) - 1):
+        if arr[i - 1] < arr[i] > arr[i + 1] and arr[i] >= 0.1:      # 2025-02: "at least 0.1"
+            out.append(i / fps)
+    return out
+
+
+def published_iou(audio_peaks, video_peaks, fps):
+    """calc_intersection_over_union."""
+    inter = 0
+    used = [False] * len(video_peaks)                               # 2025-02: one onset a peak
+    for a in audio_peaks:
+        for j, v in enumerate(video_peaks):
+            if not used[j] and v - 1 / fps < a < v + 1 / fps:
+                inter += 1
+                used[j] = True
+                break
+    return inter / (len(audio_peaks) + len(video_peaks) - inter)
+
+
+def published_trajectory(frames_rgb):
+    """detect_video_peaks' flow trajectory (compute_of) on BGR frames, cv2.VideoCapture's order."""
+    import cv2
+
+    def compute_of(img1, img2):
+        flow = cv2.calcOpticalFlowFarneback(cv2.cvtColor(img1, cv2.COLOR_BGR2GRAY),
+                                            cv2.cvtColor(img2, cv2.COLOR_BGR2GRAY),
+                                            None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        return cv2.mean(cv2.magnitude(flow[..., 0], flow[..., 1]))[0]
+
+    frames = [np.ascontiguousarray(f[..., ::-1]) for f in frames_rgb]
+    return [compute_of(frames[0], frames[1])] + [compute_of(frames[i - 1], frames[i])
+                                                 for i in range(1, len(frames))]
+
+
+def published_av_align(frames_rgb, sound, sample_rate, fps, wav_path):
+    """detect_audio_peaks on a wav file, the flow trajectory, detect_video_peaks and the IoU: the
+    script's whole computation on lmgan's decoded clip."""
+    import librosa
+    import soundfile
+    soundfile.write(wav_path, np.asarray(sound, np.float32), sample_rate, subtype="FLOAT")
+    y, sr = librosa.load(wav_path)
+    env = librosa.onset.onset_strength(y=y, sr=sr)
+    audio_peaks = librosa.frames_to_time(librosa.onset.onset_detect(onset_envelope=env, sr=sr), sr=sr)
+    return published_iou(audio_peaks, published_peaks(published_trajectory(frames_rgb), fps), fps)
+
+
+def test_flow_maxima_below_0_1_are_no_motion_peaks():
+    # maxima at frames 1 (0.05), 3 (0.1), 5 (0.3), 7 (0.0999) at 10 fps: the first release took
+    # all four; the 2025-02 script keeps those that reach 0.1 ("at least": 0.1 itself counts)
+    x = np.array([0, 0.05, 0, 0.1, 0, 0.3, 0.2, 0.0999, 0])
+    assert list(sync.motion_peaks(x, 10)) == [0.3, 0.5] == published_peaks(x, 10)
+    # strict maxima only: a plateau is no peak
+    assert list(sync.motion_peaks(np.array([0, 1, 0, 2, 2, 0, 3, 1.0]), 2.0)) == [0.5, 3.0]
+    assert list(sync.motion_peaks(np.full(9, 0.05) + [0, 0.04, 0, 0, 0.01, 0, 0, 0, 0], 20)) == []
+
+
+def test_a_motion_peak_matches_one_onset():
     # one frame at 10 fps = 0.1 s, strict on both sides; an audio peak counts once
     assert sync.peak_iou([1.0, 2.0], [1.05, 3.0], 10) == pytest.approx(1 / 3)
     assert sync.peak_iou([1.0], [1.1], 10) == 0.0
-    assert sync.peak_iou([], [], 10) == 0.0
-    assert list(sync.motion_peaks(np.array([0, 1, 0, 2, 2, 0, 3, 1.0]), 2.0)) == [0.5, 3.0]
+    assert sync.peak_iou([], [], 10) == 0.0                # the script divides by 0 here
+    # two onsets within one frame of the one motion peak: 1 pair, union 2 + 1 − 1 = 2 → 1/2
+    # (the first release counted 2 pairs: 2 / (3 − 2) = 2, an IoU above 1)
+    assert sync.peak_matches([1.0, 1.05], [1.02], 10) == 1
+    assert sync.peak_iou([1.0, 1.05], [1.02], 10) == 0.5 == published_iou([1.0, 1.05], [1.02], 10)
+    # the first onset takes the first free peak in its window, the second the next one
+    assert sync.peak_matches([1.0, 1.05], [0.95, 1.02], 10) == 2
+    assert sync.peak_iou([1.0, 1.05], [0.95, 1.02], 10) == 1.0
+    # three onsets, two peaks: each peak once → 2 pairs, union 3 + 2 − 2 = 3
+    assert sync.peak_iou([2.0, 2.04, 2.08], [2.01, 2.06], 10) == pytest.approx(2 / 3)
+
+
+def test_peak_finding_and_matching_agree_with_the_script_on_random_inputs():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        fps = float(rng.choice([10, 20, 25, 30]))
+        # flow values on a coarse grid around 0.1: ties, plateaus and maxima either side of 0.1
+        traj = rng.integers(0, 8, int(rng.integers(0, 30))) * 0.025
+        assert list(sync.motion_peaks(traj, fps)) == published_peaks(list(traj), fps)
+        # peaks on a grid of a third of a frame: many pairs in, at and outside the window
+        audio = sorted(rng.integers(0, 60, int(rng.integers(0, 12))) / (3 * fps))
+        video = sorted(rng.integers(0, 60, int(rng.integers(0, 12))) / (3 * fps))
+        if audio or video:
+            assert sync.peak_iou(audio, video, fps) == published_iou(audio, video, fps)
+
+
+def test_av_align_equals_the_published_script_on_the_demo_clip(clip, tmp_path):
+    """The same decoded frames and sound: lmgan's score is the script's. The first release's
+    rules give another score on this clip, so the test tells the two versions apart."""
+    ours = sync.av_align(clip.frames, clip.audio, SR, FPS)
+    script = published_av_align(clip.frames, clip.audio, SR, FPS, tmp_path / "demo.wav")
+    assert abs(ours - script) < 0.001, (ours, script)
+    traj = sync.flow_trajectory(clip.frames)
+    # cv2.mean's float64 mean: numpy's float32 one is up to 4e-7 off here; OpenCV's threaded
+    # Farnebäck itself varies in its last bits from run to run (4e-9 seen)
+    np.testing.assert_allclose(traj, published_trajectory(clip.frames), rtol=0, atol=5e-8)
+    onsets = sync.audio_onsets(clip.audio, SR)
+    old_peaks = [i / FPS for i in range(1, len(traj) - 1) if traj[i - 1] < traj[i] > traj[i + 1]]
+    old_hits = sum(any(v - 1 / FPS < a < v + 1 / FPS for v in old_peaks) for a in onsets)
+    old = old_hits / (len(onsets) + len(old_peaks) - old_hits)
+    assert abs(old - script) > 0.002, (old, script)
 
 
 def test_every_sync_metric_is_registered_with_direction_and_cost():

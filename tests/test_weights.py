@@ -6,11 +6,8 @@ closed local port (connection refused at once), whatever network the machine has
 """
 
 import dataclasses
-import functools
 import hashlib
-import http.server
 import socket
-import threading
 import urllib.request
 
 import pytest
@@ -39,21 +36,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     for w in weights.WEIGHTS.values():
         monkeypatch.delenv(w.env, raising=False)
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server; returns (folder it serves, base URL)."""
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @pytest.fixture
@@ -136,8 +118,8 @@ def test_missing_and_offline_names_file_url_and_variable(monkeypatch, closed_url
     assert not any((weights.cache_dir() / "weights").iterdir())   # no partial file left behind
 
 
-def test_checksum_mismatch_is_rejected_and_not_cached(monkeypatch, server):
-    root, base = server
+def test_checksum_mismatch_is_rejected_and_not_cached(monkeypatch, http_server):
+    root, base = http_server
     w = weights.WEIGHTS["alexnet"]
     write(root / w.filename, b"not the alexnet weights")
     patch(monkeypatch, "alexnet", url=f"{base}/{w.filename}")
@@ -152,8 +134,8 @@ def test_checksum_mismatch_is_rejected_and_not_cached(monkeypatch, server):
     assert list((weights.cache_dir() / "weights").iterdir()) == []
 
 
-def test_good_download_is_cached_and_found_next_time(monkeypatch, server):
-    root, base = server
+def test_good_download_is_cached_and_found_next_time(monkeypatch, http_server):
+    root, base = http_server
     w = weights.WEIGHTS["alexnet"]
     served = root / w.filename
     torch.save({"features.0.weight": torch.ones(2, 3)}, served)
@@ -167,8 +149,8 @@ def test_good_download_is_cached_and_found_next_time(monkeypatch, server):
     assert torch.equal(weights.load_state_dict(path, "AlexNet")["features.0.weight"], torch.ones(2, 3))
 
 
-def test_unpinned_file_gets_a_sha256_record_checked_on_later_loads(monkeypatch, server, capsys):
-    root, base = server
+def test_unpinned_file_gets_a_sha256_record_checked_on_later_loads(monkeypatch, http_server, capsys):
+    root, base = http_server
     w = weights.WEIGHTS["i3d"]
     assert w.sha256 is None and w.sha256_prefix == ""   # nothing published to pin (see weights.py)
     served = root / w.filename
@@ -215,8 +197,8 @@ def test_status_reports_without_downloading(tmp_path, monkeypatch):
     assert "does not exist" in {r["name"]: r for r in weights.status()}["i3d"]["problem"]
 
 
-def test_fetch_all_downloads_every_missing_file_once(monkeypatch, server):
-    root, base = server
+def test_fetch_all_downloads_every_missing_file_once(monkeypatch, http_server):
+    root, base = http_server
     for name, w in weights.WEIGHTS.items():
         served = write(root / w.filename, name.encode() * 1000)
         prefix = sha256(served)[:8] if w.sha256_prefix else ""
@@ -228,8 +210,8 @@ def test_fetch_all_downloads_every_missing_file_once(monkeypatch, server):
     assert weights.fetch_all(progress=False) == paths
 
 
-def test_fetch_all_tries_every_file_before_failing(monkeypatch, server, closed_url):
-    root, base = server
+def test_fetch_all_tries_every_file_before_failing(monkeypatch, http_server, closed_url):
+    root, base = http_server
     w = weights.WEIGHTS["alexnet"]
     served = write(root / w.filename, b"alexnet")
     patch(monkeypatch, "alexnet", url=f"{base}/{w.filename}", sha256_prefix=sha256(served)[:8])

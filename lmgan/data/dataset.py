@@ -2,14 +2,16 @@
 
 The cache is keyed by the file's content hash and the data settings (Config.data_key), so the
 next run, or the next trial of a sweep on the same machine, memory-maps it instead of decoding.
-Entries are written to a temporary folder and renamed into place: a killed decode leaves no
-half-written entry, and concurrent trials racing to write the same key are harmless.
+Entries are written to a temporary folder, fsynced and renamed into place (lmgan.atomic): a
+killed decode or a full disk leaves no half-written entry, and concurrent trials racing to write
+the same key are harmless.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from lmgan import weights
+from lmgan import atomic, weights
 from lmgan.config import Config
 from lmgan.data import media
 from lmgan.data.features import SoundFeatures
@@ -110,29 +112,39 @@ def _check_length(data: VideoData, cfg: Config, path: Path) -> None:
 
 
 def _write_entry(entry: Path, frames: np.ndarray, feats: np.ndarray, audio: np.ndarray, meta: dict) -> None:
+    """Write a cache entry as a temporary folder and commit it (lmgan.atomic: its files and the
+    folder fsynced, renamed, the cache folder fsynced). On any failure the temporary goes; a full
+    disk is an OSError (ENOSPC) naming the entry."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.parent / f".{entry.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    t, s = frames.shape[0], frames.shape[1]
-    table = pa.table({
-        "frame": pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(s * s * 3), t, [None, pa.py_buffer(np.ascontiguousarray(frames))]),
-        "feature": pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1), pa.float32()), feats.shape[1]),
-    })
-    with pa.OSFile(str(tmp / "frames.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
-        w.write_table(table)
-    audio_table = pa.table({"audio": pa.array(audio.astype(np.float32))})
-    with pa.OSFile(str(tmp / "audio.arrow"), "wb") as f, pa.ipc.new_file(f, audio_table.schema) as w:
-        w.write_table(audio_table)
-    (tmp / "meta.json").write_text(json.dumps({**meta, "frames": t, "size": s, "samples": len(audio)}))
-    for name in ("frames.arrow", "audio.arrow", "meta.json"):
-        with open(tmp / name, "rb") as f:
-            os.fsync(f.fileno())
     try:
-        os.rename(tmp, entry)
-    except OSError:  # another process wrote the same entry first: theirs is as good as ours
+        tmp.mkdir()
+        t, s = frames.shape[0], frames.shape[1]
+        table = pa.table({
+            "frame": pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(s * s * 3), t, [None, pa.py_buffer(np.ascontiguousarray(frames))]),
+            "feature": pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1), pa.float32()), feats.shape[1]),
+        })
+        with pa.OSFile(str(tmp / "frames.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+            w.write_table(table)
+        audio_table = pa.table({"audio": pa.array(audio.astype(np.float32))})
+        with pa.OSFile(str(tmp / "audio.arrow"), "wb") as f, pa.ipc.new_file(f, audio_table.schema) as w:
+            w.write_table(audio_table)
+        (tmp / "meta.json").write_text(json.dumps({**meta, "frames": t, "size": s, "samples": len(audio)}))
+        try:
+            atomic.commit(tmp, entry)
+        except OSError:
+            if not (entry / "meta.json").is_file():
+                raise
+            # another process wrote the same entry first: theirs is as good as ours
+    except BaseException as e:
+        code = atomic.disk_full(e)
         shutil.rmtree(tmp, ignore_errors=True)
+        if code:
+            raise atomic.disk_full_error(entry, code) from e
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_entry(entry: Path, cfg: Config, key: str, source: str, cached: bool) -> VideoData:
@@ -143,10 +155,33 @@ def _read_entry(entry: Path, cfg: Config, key: str, source: str, cached: bool) -
     feats = table.column("feature").chunk(0).flatten().to_numpy().reshape(t, -1)
     audio = pa.ipc.open_file(pa.memory_map(str(entry / "audio.arrow"))).read_all().column("audio")
     audio = audio.to_numpy().astype(np.float32, copy=False)
-    n_train = int(t * cfg.train_frac)
-    return VideoData(frames=torch.from_numpy(frames.copy()), feats=torch.from_numpy(feats.copy()),
+    n_train = int(t * cfg.train_frac + 1e-9)   # the first train_frac of the time (1e-9: 10 × 0.7 is 6.99…)
+    feats = _training_feats_hear_training_sound(feats.copy(), audio, cfg, n_train)
+    return VideoData(frames=torch.from_numpy(frames.copy()), feats=torch.from_numpy(feats),
                      audio=audio, fps=cfg.fps, sample_rate=cfg.sample_rate, n_train=n_train,
                      key=key, source=source, cached=cached)
+
+
+def _training_feats_hear_training_sound(feats: np.ndarray, audio: np.ndarray, cfg: Config,
+                                         n_train: int) -> np.ndarray:
+    """The training frames' features from the training sound only (samples before time
+    n_train / fps), the held-out sound taken as silence.
+
+    A frame's chunk reaches up to half a chunk past its time (docs/model.md), so the cached
+    features of the last training frames may read the first milliseconds of the held-out sound:
+    not at 20 fps with the default chunk (42.5 ms of a 50 ms frame), but 2.5 ms at 25 fps and
+    more at 30. Those frames are recomputed here, where the boundary is known (train_frac is not
+    part of the cache key), so no training window ever hears the held-out part.
+    """
+    fx = SoundFeatures(cfg)
+    end = math.ceil(n_train * cfg.sample_rate / cfg.fps - 1e-9)   # first held-out sample
+    first = n_train
+    while first > 0 and fx.samples_needed(first - 1) > end:
+        first -= 1
+    if first < n_train:
+        lo = max(0, fx.first_sample(first))
+        feats[first:n_train] = fx(audio[lo:end].copy(), first, n_train - first, offset=lo).numpy()
+    return feats
 
 
 class TrainStreams:

@@ -7,7 +7,6 @@ any frame rate (25, 29.97, 60, variable) and any audio start offset line up with
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lmgan import atomic
 from lmgan.errors import LmganError
 
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
@@ -309,8 +309,9 @@ def read_audio(path, sample_rate=16000) -> np.ndarray:
 class VideoWriter:
     """Streams frames and sound into an mp4 (H.264 yuv420p + AAC), atomically.
 
-    Writes to a hidden temp file beside `path` and renames it on a clean close, so a crash or an
-    exception never leaves a half-written file at `path` nor destroys an earlier one.
+    Writes to a hidden temp file beside `path` and commits it on a clean close (lmgan.atomic:
+    fsync, rename, fsync the folder), so a crash or an exception never leaves a half-written file
+    at `path` nor destroys an earlier one. A full disk is an OSError (ENOSPC) naming `path`.
     """
 
     def __init__(self, path, fps, width, height, audio_rate=None, audio_channels=1, crf=18,
@@ -328,6 +329,8 @@ class VideoWriter:
         try:    # fail here, naming the folder, not at the first frame inside FFmpeg (no file name)
             self.tmp.touch(exist_ok=False)
         except OSError as e:
+            if e.errno in atomic.DISK_FULL:
+                raise atomic.disk_full_error(self.path, e.errno) from None
             raise LmganError(f"{self.path.parent}: cannot write {self.path.name} there "
                              f"({(e.strerror or str(e)).lower()})") from None
         self._container = av.open(str(self.tmp), "w", format="mp4")
@@ -358,7 +361,13 @@ class VideoWriter:
             raise
 
     def _mux(self, stream, frame):
-        self._container.mux(stream.encode(frame))
+        try:
+            self._container.mux(stream.encode(frame))
+        except OSError as e:      # FFmpeg names the temporary: name the file being written
+            if code := atomic.disk_full(e):
+                self.abort()
+                raise atomic.disk_full_error(self.path, code) from e
+            raise
 
     def add_frames(self, frames: np.ndarray):
         """uint8 [n, H, W, 3] RGB."""
@@ -390,7 +399,8 @@ class VideoWriter:
         self._encode_fifo()
 
     def close(self):
-        """Flush the encoders, then fsync and rename into place; on any failure remove the temp file."""
+        """Flush the encoders, then commit the file (fsync, rename, fsync the folder); on any
+        failure remove the temp file."""
         if self._closed:
             return
         try:
@@ -399,12 +409,13 @@ class VideoWriter:
                 self._mux(self._audio, None)
             self._mux(self._video, None)
             self._container.close()
-            with open(self.tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(self.tmp, self.path)
+            atomic.commit(self.tmp, self.path)
             self._closed = True
-        except BaseException:
+        except BaseException as e:
+            code = atomic.disk_full(e)
             self.abort()
+            if code:
+                raise atomic.disk_full_error(self.path, code) from e
             raise
 
     def abort(self):

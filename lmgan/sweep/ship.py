@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lmgan import atomic
-from lmgan.weights import WEIGHTS, cache_dir, candidates
+from lmgan.weights import WEIGHTS, cache_dir, candidates, sha256
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,6 @@ class Shipped:
     size: int
     sha256: str
     data: Any           # a Ray ObjectRef of the file's bytes (or the bytes themselves)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ship(paths: dict[str, Path], put: Callable | None = None) -> dict[str, Shipped]:
@@ -59,7 +51,7 @@ def node_path(s: Shipped) -> Path:
 
 
 def _same(path: Path, s: Shipped) -> bool:
-    return path.is_file() and path.stat().st_size == s.size and sha256_of(path) == s.sha256
+    return path.is_file() and path.stat().st_size == s.size and sha256(path) == s.sha256
 
 
 def receive(shipped: dict[str, Shipped]) -> dict[str, Path]:

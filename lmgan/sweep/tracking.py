@@ -36,6 +36,7 @@ import re
 import shutil
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -370,11 +371,17 @@ class TrialRun:
         queued like metrics (the config as `folder`/error_config.yaml), so a tracking server that
         is down now receives them when `finish` reaches it again."""
         import yaml
-        path = Path(folder) / "error_config.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.pending_tags[ERROR] = reason
-        self.pending_files.append((str(path), None))
+        path = Path(folder) / "error_config.yaml"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            self.pending_files.append((str(path), None))
+        except OSError as e:     # the disk that failed the trial may be full: the reason still goes
+            with suppress(OSError):
+                path.unlink(missing_ok=True)     # no half-written config
+            print(f"lmgan: could not write {path} ({first_line(e, 160)}); the run keeps its params",
+                  file=sys.stderr)
         self.finish("errored")
 
     def finish(self, status: str) -> None:

@@ -24,7 +24,7 @@ import yaml
 
 from lmgan import atomic
 from lmgan.config import Config, apply_overrides, validate
-from lmgan.errors import first_line
+from lmgan.errors import first_line, os_error_line
 from lmgan.training import checkpoint
 from lmgan.training.events import Samples, TrainingEvents
 from lmgan.training.loop import LOSSES
@@ -322,9 +322,13 @@ def last_eval(history: list[dict]) -> dict:
 
 def _reason(e: BaseException) -> str:
     """The one line recorded on an errored trial's run. Running out of memory reads the same
-    on the GPU (torch.OutOfMemoryError) and the CPU (the allocator's RuntimeError)."""
+    on the GPU (torch.OutOfMemoryError) and the CPU (the allocator's RuntimeError); a full disk
+    is the line `lmgan train` prints for it (the file that could not be written and "no space
+    left on device")."""
     if is_out_of_memory(e):
         return f"out of memory ({first_line(e, 300)})"
+    if isinstance(e, OSError) and atomic.disk_full(e):
+        return os_error_line(e)[:500]
     text = first_line(e) if str(e).strip() else ""
     return f"{e.__class__.__name__}: {text}"[:500]
 

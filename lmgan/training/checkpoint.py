@@ -2,12 +2,12 @@
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
 `torch.load(weights_only=True)` reads it: loading an artifact can never run code. Files are
-written to a temporary name, fsynced and renamed; a run killed mid-write keeps its previous one.
+written to a temporary name, fsynced and renamed (lmgan.atomic); a run killed mid-write, or one
+whose disk fills up, keeps its previous one.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -27,16 +27,13 @@ def ckpt_dir(run_dir: Path) -> Path:
 
 
 def save(path: Path, payload: dict) -> Path:
+    """Write a checkpoint durably (lmgan.atomic: temporary, fsync, rename, fsync the folder). On a
+    full disk: OSError ENOSPC naming `path`, the previous checkpoints untouched, no temporary left."""
     path = Path(path)
     with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
+        # Into a Python file object, not a name: a short write then carries its errno (torch's
+        # own stream reports only "unexpected pos").
         torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # make the rename itself durable
-    finally:
-        os.close(fd)
     return path
 
 
