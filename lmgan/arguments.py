@@ -41,6 +41,8 @@ class OneLineParser(argparse.ArgumentParser):
             word, known = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
         else:
             return ""
+        if unknown and word in known:      # an option of another command (train's --out): no
+            return f"; {word} is not an option of this command (see its --help)"   # self-suggestion
         close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
         return f"; did you mean {close[0]}?" if close else ""
 

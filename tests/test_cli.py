@@ -49,6 +49,8 @@ def test_every_option_with_a_default_shows_it():
     (["train", "--vidoe", "x"], "did you mean --video?"),
     (["sweep", "--trails", "3"], "did you mean --trials?"),
     (["eval", "--checkpoint", "x", "--metircs", "ssim"], "did you mean --metrics?"),
+    # another command's option is not suggested back as itself
+    (["demo-video", "--out", "x.mp4"], "--out is not an option of this command (see its --help)"),
 ])
 def test_a_typo_gets_the_closest_name(capsys, argv, hint):
     assert main(argv) == 2
