@@ -237,7 +237,12 @@ def test_a_cancelled_sweep_submitted_again_continues(slurm, sweep_clip, tmp_path
                 filter_string="tags.`lmgan.role` = 'trial' and tags.`lmgan.sweep` = 'again'"))
         except Exception:
             return False
-    _wait("a trial's first evaluation", evaluated, 240)
+    try:
+        _wait("a trial's first evaluation", evaluated, 360)
+    except AssertionError as e:     # say where the job was: pending, or its output so far
+        out = Path(runs) / f"again-{job}.out"
+        raise AssertionError(f"{e}; job {job} {job_state(slurm, job)}; output:\n"
+                             f"{out.read_text()[-3000:] if out.is_file() else '(none yet)'}") from None
     assert job_state(slurm, job)[0] == "RUNNING", "the sweep ended before it could be cancelled"
     subprocess.run(["scancel", job], env=slurm[0], check=True)
     state, _ = wait_job(slurm, job, timeout=90)

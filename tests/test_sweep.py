@@ -304,9 +304,10 @@ def test_pbt_sweep_clones_checkpoints_records_lineage_and_resumes(ray_cluster, s
             assert clone["from"] in ids - {t.data.tags["lmgan.trial_id"]}
             assert set(clone["new"]) == {"lr_g", "lr_d"} and clone["new"] != clone["donor"]
             assert set(clone["was"]) == {"lr_g", "lr_d"}        # read from the trial's own folder
-            # the schedule changes where the clone continued, to the explored values
+            # the schedule changes where the clone continued, to the explored values (a trial
+            # cloned twice at one iteration, around the driver's kill, logs both there)
             at = [m.value for m in schedule if m.step == clone["iter"]]
-            assert clone["new"]["lr_g"] == pytest.approx(at[-1], rel=1e-6), (clone, at)
+            assert any(v == pytest.approx(clone["new"]["lr_g"], rel=1e-6) for v in at[1:] or at), (clone, at)
             assert 1e-5 <= clone["new"]["lr_g"] <= 1e-3       # explore stays inside the space
     assert clones, "no trial was cloned in a PBT sweep of 4 trials and 3 exploit steps"
     # Every trial's run folder is beside its Tune checkpoints, whichever process ran it.
