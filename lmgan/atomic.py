@@ -60,14 +60,23 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
-        yield tmp
-        commit(tmp, path)
-    except Exception as e:
-        if code := disk_full(e, tmp.parent):   # asked before the temporary that filled it goes
-            raise disk_full_error(path, code) from e
-        raise
+        with naming_full_disk(path, tmp.parent):   # asked before the temporary that filled it goes
+            yield tmp
+            commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def naming_full_disk(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> Iterator[None]:
+    """A full disk inside the block is raised as `disk_full_error(path)`: the file lmgan was
+    writing, not the temporary or the library that hit it (`folder`: see `disk_full`)."""
+    try:
+        yield
+    except Exception as e:
+        if code := disk_full(e, folder):
+            raise disk_full_error(path, code) from e
+        raise
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -119,32 +119,29 @@ def _write_entry(entry: Path, frames: np.ndarray, feats: np.ndarray, audio: np.n
     tmp = entry.parent / f".{entry.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir()
-        t, s = frames.shape[0], frames.shape[1]
-        table = pa.table({
-            "frame": pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(s * s * 3), t, [None, pa.py_buffer(np.ascontiguousarray(frames))]),
-            "feature": pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1), pa.float32()), feats.shape[1]),
-        })
-        with pa.OSFile(str(tmp / "frames.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
-            w.write_table(table)
-        audio_table = pa.table({"audio": pa.array(audio.astype(np.float32))})
-        with pa.OSFile(str(tmp / "audio.arrow"), "wb") as f, pa.ipc.new_file(f, audio_table.schema) as w:
-            w.write_table(audio_table)
-        (tmp / "meta.json").write_text(json.dumps({**meta, "frames": t, "size": s, "samples": len(audio)}))
-        try:
-            atomic.commit(tmp, entry)
-        except OSError:
-            if not (entry / "meta.json").is_file():
-                raise
-            # another process wrote the same entry first: theirs is as good as ours
-    except BaseException as e:
-        code = atomic.disk_full(e)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if code:
-            raise atomic.disk_full_error(entry, code) from e
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)
+        with atomic.naming_full_disk(entry):
+            tmp.mkdir()
+            t, s = frames.shape[0], frames.shape[1]
+            table = pa.table({
+                "frame": pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(s * s * 3), t, [None, pa.py_buffer(np.ascontiguousarray(frames))]),
+                "feature": pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1), pa.float32()),
+                                                             feats.shape[1]),
+            })
+            with pa.OSFile(str(tmp / "frames.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+                w.write_table(table)
+            audio_table = pa.table({"audio": pa.array(audio.astype(np.float32))})
+            with pa.OSFile(str(tmp / "audio.arrow"), "wb") as f, pa.ipc.new_file(f, audio_table.schema) as w:
+                w.write_table(audio_table)
+            (tmp / "meta.json").write_text(json.dumps({**meta, "frames": t, "size": s, "samples": len(audio)}))
+            try:
+                atomic.commit(tmp, entry)
+            except OSError:
+                if not (entry / "meta.json").is_file():
+                    raise
+                # another process wrote the same entry first: theirs is as good as ours
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)     # gone already where the commit renamed it
 
 
 def _read_entry(entry: Path, cfg: Config, key: str, source: str, cached: bool) -> VideoData:

@@ -362,11 +362,11 @@ class VideoWriter:
 
     def _mux(self, stream, frame):
         try:
-            self._container.mux(stream.encode(frame))
-        except OSError as e:      # FFmpeg names the temporary: name the file being written
-            if code := atomic.disk_full(e):
-                self.abort()
-                raise atomic.disk_full_error(self.path, code) from e
+            with atomic.naming_full_disk(self.path):     # FFmpeg names the temporary
+                self._container.mux(stream.encode(frame))
+        except OSError as e:
+            if e.errno in atomic.DISK_FULL:
+                self.abort()                             # give back the space at once
             raise
 
     def add_frames(self, frames: np.ndarray):
@@ -404,18 +404,16 @@ class VideoWriter:
         if self._closed:
             return
         try:
-            if self._audio is not None:
-                self._encode_fifo(final=True)
-                self._mux(self._audio, None)
-            self._mux(self._video, None)
-            self._container.close()
-            atomic.commit(self.tmp, self.path)
+            with atomic.naming_full_disk(self.path):
+                if self._audio is not None:
+                    self._encode_fifo(final=True)
+                    self._mux(self._audio, None)
+                self._mux(self._video, None)
+                self._container.close()
+                atomic.commit(self.tmp, self.path)
             self._closed = True
-        except BaseException as e:
-            code = atomic.disk_full(e)
+        except BaseException:
             self.abort()
-            if code:
-                raise atomic.disk_full_error(self.path, code) from e
             raise
 
     def abort(self):
