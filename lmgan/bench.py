@@ -58,8 +58,6 @@ def time_steps(trainer, seconds: float, min_steps: int = 3, give_up_s: float = m
 def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, precision: str = "fp32",
             channel_base: int = 4096) -> dict:
     """Iterations/s of Trainer.step at one size (warm-up excluded) and peak memory."""
-    import torchvision
-
     from lmgan.config import Config, validate
     from lmgan.errors import LmganError
     from lmgan.training.loop import Trainer
@@ -71,8 +69,7 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, pr
     try:
         vgg, vgg_note = PerceptualLoss.from_config(""), "ImageNet"
     except LmganError:
-        vgg = PerceptualLoss(torchvision.models.vgg16(weights=None).state_dict())
-        vgg_note = "random init (weights absent)"
+        vgg, vgg_note = random_perceptual_loss(), "random init (weights absent)"
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, _synthetic_data(cfg), tmp, perceptual=vgg)
         dev = trainer.device
@@ -91,6 +88,22 @@ def measure(size: int, seq_len: int, batch: int, seconds: float, device: str, pr
             "s_per_it": elapsed / n, "peak_mem_mib": round(peak, 1), "mem_kind": mem_kind, "vgg16": vgg_note}
 
 
+def random_perceptual_loss():
+    """The perceptual loss with a randomly initialised VGG16 up to relu2_2: what a step costs does
+    not depend on the weights' values, so benchmarks and estimates need no ImageNet file. Only
+    those layers are made (on the meta device, then filled), not the whole 138M-parameter VGG16."""
+    import torchvision
+
+    from lmgan.training.losses import RELU2_2, PerceptualLoss
+
+    with torch.device("meta"):
+        layers = torchvision.models.vgg16(weights=None).features[: RELU2_2 + 1]
+    layers = layers.to_empty(device="cpu")
+    for p in layers.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    return PerceptualLoss({f"features.{k}": v for k, v in layers.state_dict().items()})
+
+
 def measure_config(cfg, seconds: float = 2.0, give_up_s: float = 10.0, heldout_windows: int = 1) -> dict:
     """What a run of `cfg` costs on this machine's CPU (a sweep's estimate, lmgan.sweep.estimate):
     s/it of Trainer.step after one warm-up step (at least 3 steps and `seconds`, or one step once
@@ -102,25 +115,16 @@ def measure_config(cfg, seconds: float = 2.0, give_up_s: float = 10.0, heldout_w
     import os
 
     import matplotlib
-    import torchvision
 
     from lmgan.config import apply_overrides, validate
     from lmgan.metrics import lookup
     from lmgan.training.loop import Trainer
-    from lmgan.training.losses import RELU2_2, PerceptualLoss
 
     kept = [m.name for m in lookup(cfg.eval_metrics, "eval_metrics") if not m.weights]
     left_out = [name for name in cfg.eval_metrics if name not in kept]
     cfg = validate(apply_overrides(cfg, {"device": "cpu", "eval_metrics": kept, "eval_windows": heldout_windows,
                                          "vgg_weights": ""}, "estimate"))
-    vgg = None
-    if cfg.lambda_pl > 0:
-        with torch.device("meta"):
-            layers = torchvision.models.vgg16(weights=None).features[: RELU2_2 + 1]
-        layers = layers.to_empty(device="cpu")
-        for p in layers.parameters():
-            torch.nn.init.normal_(p, std=0.01)
-        vgg = PerceptualLoss({f"features.{k}": v for k, v in layers.state_dict().items()})
+    vgg = random_perceptual_loss() if cfg.lambda_pl > 0 else None
     matplotlib.use("Agg")            # as lmgan.training.artifacts does; its first import of
     import matplotlib.pyplot  # noqa: F401, E402 - pyplot is no evaluation's cost
     saved_cache = os.environ.get("LMGAN_CACHE")
