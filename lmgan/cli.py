@@ -179,7 +179,7 @@ def _report(args) -> int:
 
 
 def _sweep(args) -> int:
-    from lmgan.sweep.search import run
+    from lmgan.sweep.driver import run
     return run(args)
 
 
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lmgan.data.videos import names_for_help
     from lmgan.metrics import REGISTRY
 
-    from lmgan.sweep.search import DESCRIPTION as SWEEP, add_sweep_arguments
+    from lmgan.sweep.arguments import DESCRIPTION as SWEEP, add_sweep_arguments
 
     p = OneLineParser(prog="lmgan", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")

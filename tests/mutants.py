@@ -127,7 +127,7 @@ MUTATIONS = [
     m("snapshot-not-mended", "lmgan/sweep/snapshot.py", "if present and present[-1] > name:", "if False:",
       "tests/test_snapshot.py"),
     # The preset's own values as the first trial, and the gain over it.
-    m("baseline-not-proposed", "lmgan/sweep/search.py",
+    m("baseline-not-proposed", "lmgan/sweep/driver.py",
       "first = [plan.baseline] if plan.baseline else None", "first = None",
       "tests/test_sweep.py", "-k", "two_node", slow=True),
     m("baseline-gain-unsigned", "lmgan/sweep/summary.py",
@@ -144,7 +144,7 @@ MUTATIONS = [
     m("pareto-ignores-direction", "lmgan/sweep/pareto.py",
       'signs = [1 if m == "max" else -1 for m in modes]', "signs = [1 for m in modes]",
       "tests/test_summary.py", "-k", "pareto"),
-    m("several-objectives-under-asha", "lmgan/sweep/search.py", "    if n_objectives == 1:\n",
+    m("several-objectives-under-asha", "lmgan/sweep/driver.py", "    if n_objectives == 1:\n",
       "    if n_objectives >= 1:\n", "tests/test_videos.py", "-k", "scheduler"),
     # The held-out split: no training step reads the last 20 %, frames or sound; evaluation
     # generates exactly it.
@@ -195,9 +195,9 @@ MUTATIONS = [
     m("gp-eps-per-element", "lmgan/training/losses.py",
       "eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device",
       "eps = torch.rand(real.shape, device=real.device", "tests/test_losses.py"),
-    m("asha-grace-from-eval-every", "lmgan/sweep/search.py", "grace_period=plan.grace_iters",
+    m("asha-grace-from-eval-every", "lmgan/sweep/driver.py", "grace_period=plan.grace_iters",
       "grace_period=plan.eval_every", "tests/test_sweep_launch.py", "-k", "asha"),
-    m("sweep-default-grace-one-eval", "lmgan/sweep/search.py",
+    m("sweep-default-grace-one-eval", "lmgan/sweep/driver.py",
       'grace = opts["grace_iters"] or min(max_iters, 5 * eval_every)',
       'grace = opts["grace_iters"] or min(max_iters, eval_every)', "tests/test_sweep_launch.py", "-k", "asha"),
     m("render-absolute-db", "lmgan/data/features.py", "ref = power.amax(dim=(1, 2), keepdim=True)",

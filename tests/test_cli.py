@@ -26,7 +26,7 @@ def test_help_says_what_the_tool_does_and_lists_the_sweep_first():
 
 
 def test_lmgan_sweep_is_the_sweep_of_sweeps_search_py():
-    from lmgan.sweep.search import build_parser as search_parser
+    from lmgan.sweep.arguments import build_parser as search_parser
     ours = {s for a in build_parser()._subparsers._group_actions[0].choices["sweep"]._actions for s in a.option_strings}
     theirs = {s for a in search_parser()._actions for s in a.option_strings}
     assert ours == theirs and "--video" in ours and "--resume" in ours

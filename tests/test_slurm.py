@@ -266,7 +266,7 @@ def test_resume_takes_a_tracking_uri_only_for_the_sweeps_own_store(sweep_clip, t
     """A resubmitted job's MLflow server is the same store at a new address; another store is refused."""
     from dataclasses import replace
 
-    from lmgan.sweep import search
+    from lmgan.sweep import driver as search
     stores = []
     for name in ("a.db", "b.db"):
         shutil.copy(mlflow_store_template, tmp_path / name)

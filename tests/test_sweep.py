@@ -262,7 +262,7 @@ def test_resources_count_the_nodes_an_autoscaler_can_start(monkeypatch):
     """Right after `ray up` only the CPU-less head is alive; the GPU worker types of
     cluster.yaml still count, so the sweep asks for GPUs and the autoscaler starts them."""
     from lmgan.errors import LmganError
-    from lmgan.sweep.search import _resources
+    from lmgan.sweep.driver import _resources
     head = [{"Alive": True, "Resources": {"CPU": 0.0}}]
     monkeypatch.setenv("LMGAN_AUTOSCALER_CONFIG", str(REPO / "cluster.yaml"))
     cpus, gpus, fit = _resources(_args(), head, image_size=256)

@@ -18,7 +18,7 @@ from lmgan.data.media import write_video
 from lmgan.errors import LmganError
 from lmgan.metrics import REGISTRY
 from lmgan.sweep import estimate as est
-from lmgan.sweep import search
+from lmgan.sweep import driver as search
 from lmgan.sweep.ship import Shipped, node_path, receive, ship
 
 

@@ -353,7 +353,7 @@ def test_fetch_says_which_crop_it_will_use(tmp_path, monkeypatch, data, clip, ca
 
 
 def test_an_explicit_crop_wins_in_the_sweep(data, sized, capsys, tmp_path):
-    from lmgan.sweep import search
+    from lmgan.sweep import driver as search
 
     place(data, "quintet", sized(1280, 720))
 
@@ -400,7 +400,7 @@ def test_help_texts_list_what_the_registries_hold(tmp_path, monkeypatch):
     from lmgan.cli import build_parser
     from lmgan.config import presets
     from lmgan.metrics import REGISTRY
-    from lmgan.sweep.search import build_parser as sweep_parser
+    from lmgan.sweep.arguments import build_parser as sweep_parser
 
     registry(tmp_path, monkeypatch, "videos:\n  zither: {url: 'https://example.org/z'}\n")
     sub = build_parser()._subparsers._group_actions[0].choices
@@ -417,7 +417,7 @@ def test_the_sweep_plans_the_presets_own_values_as_its_first_trial(data, sized, 
     """Unless --no-baseline, the plan carries the preset's values of the searched keys (the
     paper's, for paper-128), which Optuna proposes first; with one outside the space there is no
     baseline (Optuna cannot propose it), and the sweep says why."""
-    from lmgan.sweep import search
+    from lmgan.sweep import driver as search
 
     place(data, "quintet", sized(1280, 720))
 
@@ -436,7 +436,7 @@ def test_the_sweep_plans_the_presets_own_values_as_its_first_trial(data, sized, 
 def test_the_sweep_plans_its_scheduler_and_objectives(data, sized, tmp_path):
     """One objective: ASHA unless --scheduler says otherwise; several: every trial to the end
     (fifo), their directions from the registry; what cannot work is one line before Ray."""
-    from lmgan.sweep import search
+    from lmgan.sweep import driver as search
 
     place(data, "quintet", sized(1280, 720))
 

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from lmgan.data.demo import make_demo_video
-    from lmgan.sweep.search import main as search
+    from lmgan.sweep.driver import main as search
 
     root = Path(args.keep or tempfile.mkdtemp(prefix="lmgan-sweep-bench-"))
     os.environ.setdefault("LMGAN_CACHE", str(root / "cache"))

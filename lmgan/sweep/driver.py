@@ -1,4 +1,5 @@
-"""`python sweeps/search.py --video NAME|PATH`: a Ray Tune sweep of lmgan trials.
+"""The sweep command (`lmgan sweep`, `python sweeps/search.py`, `python -m lmgan.sweep`): a Ray
+Tune sweep of lmgan trials.
 
 Optuna's TPE (seeded, multivariate) proposes configurations through Tune's OptunaSearch, ASHA
 stops weak trials at every evaluation, and every trial is a nested MLflow run under the sweep's
@@ -21,86 +22,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lmgan.arguments import OneLineParser
 from lmgan.config import TUNABLE_KEYS, config_notes
 from lmgan.errors import LmganError, first_line
 from lmgan.runs import runs_root
 from lmgan.sweep.plan import SweepPlan, known_sweeps, load_plan
+from lmgan.sweep.arguments import DEFAULT_SPACE, DEFAULTS, REPO, build_parser
 from lmgan.sweep.space import dump_space
-
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SPACE = REPO / "sweeps" / "spaces" / "default.yaml"
-SCHEDULERS = ("asha", "pbt", "fifo")
-DEFAULTS = {"trials": 20, "objective": "fvd", "max_iters": None, "grace_iters": None,
-            "eval_every": None, "space": None}
-
-
-DESCRIPTION = ("A hyperparameter sweep of lmgan on one video: Optuna proposes, ASHA stops weak trials "
-               "early, Ray Tune runs the trials on this machine or a cluster, and each trial is an "
-               "MLflow run with its metrics, sample videos and best checkpoint.")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """`sweeps/search.py`'s own parser (`lmgan sweep` adds the same arguments to its own)."""
-    p = OneLineParser(prog="sweeps/search.py", description=DESCRIPTION)
-    add_sweep_arguments(p)
-    return p
-
-
-def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
-    from lmgan.data.videos import names_for_help, sweep_default
-    from lmgan.metrics import REGISTRY
-
-    p.add_argument("--video", help=f"a name from sweeps/videos.yaml ({names_for_help()}) or a video file")
-    p.add_argument("--space", help=f"search-space YAML (default {DEFAULT_SPACE.relative_to(REPO)}; "
-                   f"the demo's: {sweep_default('space', DEFAULT_SPACE.relative_to(REPO))})")
-    p.add_argument("--trials", type=int, help=f"trials to run (default {DEFAULTS['trials']}; "
-                   f"the demo's: {sweep_default('trials', DEFAULTS['trials'])})")
-    p.add_argument("--objective", help=f"metric the search optimises (default {DEFAULTS['objective']}, "
-                   f"the demo's {sweep_default('objective', DEFAULTS['objective'])}; any of {', '.join(REGISTRY)}); "
-                   "two or three, comma-separated (fvd,av_align), for a multi-objective search whose "
-                   "result is the Pareto front")
-    p.add_argument("--scheduler", choices=SCHEDULERS, help="asha: Optuna proposes, ASHA stops weak trials "
-                   "early (default for one objective); pbt: population-based training, weak trials "
-                   "continue from strong ones' checkpoints with mutated learning rates and loss weights; "
-                   "fifo: every trial runs to --max-iters (default, and the only choice, for several "
-                   "objectives)")
-    p.add_argument("--max-iters", type=int, help="iterations of a trial that is never stopped")
-    p.add_argument("--grace-iters", type=int, help="iterations before a trial is judged: ASHA's first "
-                   "stop, PBT's interval between exploits")
-    p.add_argument("--eval-every", type=int, help="iterations between evaluations (= reports, "
-                   "checkpoints and samples)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed "
-                   "(default where the cluster has GPUs: 0.25 up to 64², 0.5 at 128², 1 above; "
-                   "else 0)")
-    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 2 with GPUs, "
-                   "else all CPUs of the smallest node)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of the trials")
-    p.add_argument("--address", help="an existing Ray cluster (auto, or host:port); default: "
-                   "start a local one")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite store "
-                   "<runs-dir>/mlflow.db)")
-    p.add_argument("--optuna-storage", metavar="URL", help="also keep the Optuna study in this "
-                   "database (sqlite:///... or postgresql://...) for optuna-dashboard")
-    p.add_argument("--name", help="sweep name (default <video>-<date>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the sweep --name after the "
-                   "driver was stopped or killed")
-    p.add_argument("--preset", help="lmgan preset for the fixed settings (default: the video's)")
-    p.add_argument("--no-baseline", action="store_true", help="do not run the preset's own values of the "
-                   "searched keys as the first trial (the paper's, for the paper presets)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="fix a model setting for every trial, e.g. image_size=64")
-    p.add_argument("--runs-dir", help="where sweeps and the MLflow store live (default: $LMGAN_RUNS, "
-                   "else the repository's runs/ inside the checkout, else ./runs)")
-    p.add_argument("--storage", help="Tune storage for checkpoints (default <runs-dir>/sweeps; "
-                   "on a multi-node cluster a shared path or s3://bucket/prefix)")
-    p.add_argument("--max-failures", type=int, default=2, help="restarts of a failed trial "
-                   "from its last checkpoint")
-    p.add_argument("--verbose", type=int, nargs="?", const=1, default=0, choices=(0, 1, 2),
-                   help="also Tune's own status tables (2: and its per-result lines)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan (trials, space, resources per "
-                   "trial, scheduler, tracking URI, pretrained weights) and the estimated time, then "
-                   "exit: no store, no sweep folder, no trial (default: off)")
 
 
 # ----------------------------------------------------------------------------- the plan
