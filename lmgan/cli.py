@@ -185,7 +185,7 @@ def _sweep(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from lmgan.config import presets
-    from lmgan.data.videos import names_for_help
+    from lmgan.data.videos import demo_entry, names_for_help
     from lmgan.metrics import REGISTRY
 
     from lmgan.sweep.arguments import DESCRIPTION as SWEEP, add_sweep_arguments
@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="lmgan", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")
     videos = names_for_help()
+    try:
+        demo_preset = demo_entry()["preset"]
+    except LmganError:          # a broken registry is reported when a name is resolved
+        demo_preset = "demo"
 
     s = sub.add_parser("sweep", help="search hyperparameters: Optuna + ASHA trials on Ray Tune, tracked in MLflow",
                        description=SWEEP + " The same as python sweeps/search.py.")
@@ -204,10 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "synthetic clip)")
     t.add_argument("--out", help="run folder (default: <runs>/<video>-<time>, <runs> as in lmgan --help)")
     t.add_argument("--preset", help=f"named preset of overrides ({', '.join(presets())}; default: the "
-                   "named video's, else none: the paper's model at 128²)")
-    t.add_argument("--config", help="YAML file of config overrides")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+                   f"named video's, the demo's: {demo_preset}; else none: the paper's model at 128²)")
+    t.add_argument("--config", help="YAML file of config overrides (default: none)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key; repeatable (default: none)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint "
+                   "(default: none, a new run)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
@@ -232,10 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "cached or at its recorded path)")
     e.add_argument("--metrics", default="ssim,psnr", help=f"comma-separated, of: {', '.join(REGISTRY)}")
     e.add_argument("--repeats", type=int, default=1, help="noise seeds to average over (mean ± std)")
-    e.add_argument("--ood-audio", metavar="DIR", help="folder of sound files: also report Table 2's FID")
+    e.add_argument("--ood-audio", metavar="DIR", help="folder of sound files: also report Table 2's FID "
+                   "(default: none, Table 1 only)")
     e.add_argument("--ood-clips", type=int, default=500, help="random 1-5 s clips cut from --ood-audio")
     e.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
-                   help="explicit weight file, e.g. i3d=/models/i3d_torchscript.pt (see `lmgan weights`)")
+                   help="explicit weight file, e.g. i3d=/models/i3d_torchscript.pt; repeatable (default: "
+                   "none, each looked up as `lmgan weights` lists)")
     e.add_argument("--device", default="auto", help="torch device: auto (the GPU if there is one), cpu, cuda, cuda:N")
     e.add_argument("--seed", type=int, default=0, help="seed of the motion and image noise")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -244,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("weights", help="list the pretrained weight files (VGG16, AlexNet, I3D, Inception)")
     w.add_argument("--fetch", action="store_true",
-                   help="download every missing file into $LMGAN_CACHE/weights (once, on a shared disk)")
+                   help="download every missing file into $LMGAN_CACHE/weights (a sweep's driver "
+                   "does this itself for what its trials need, and ships the files to them)")
     w.add_argument("--quiet", action="store_true", help="no progress bars")
     w.set_defaults(func=_weights)
 
@@ -259,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="HTML file to write (default: <runs>/reports/<sweep>/report.html)")
     rp.add_argument("--runs-dir", help="the runs folder whose MLflow store to read (default: $LMGAN_RUNS, "
                     "else the repository's runs/ inside the checkout, else ./runs)")
-    rp.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite store <runs>/mlflow.db)")
+    rp.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<runs-dir>/mlflow.db, "
+                    "a SQLite store)")
     rp.set_defaults(func=_report)
     return p
 

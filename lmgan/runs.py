@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lmgan.paths import checkout
+
 ENV = "LMGAN_RUNS"
 
 
@@ -19,9 +21,9 @@ def runs_root(option: str | os.PathLike | None = None) -> Path:
         return Path(option)
     if os.environ.get(ENV):
         return Path(os.environ[ENV])
-    repo = Path(__file__).resolve().parents[1]
+    repo = checkout()
     here = Path.cwd().resolve()
-    if (repo / "pyproject.toml").is_file() and (here == repo or repo in here.parents):
+    if repo is not None and (here == repo or repo in here.parents):
         return repo / "runs"
     return Path("runs")
 

@@ -19,6 +19,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from support import build_report_store, copy_store, empty_store, free_port, train_cli  # noqa: E402
+
 # One intra-op thread for every test: the tensors are tiny, and a second thread only waits for a
 # busy core (a training test took 169 s instead of 7.6 s while another process used one core).
 torch.set_num_threads(1)
@@ -45,11 +47,6 @@ def vgg_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "vgg16-random.pth"
     torch.save(torchvision.models.vgg16(weights=None).state_dict(), path)
     return path
-
-
-def train_cli(*args):
-    from lmgan.cli import main
-    return main(["train", "--quiet", *map(str, args)])
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +79,6 @@ def http_server(tmp_path):
 
 
 # ----------------------------------------------------------------------------- Ray and MLflow
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def sweep_clip(tmp_path_factory):
     """A 6 s synthetic clip: the tiny preset holds out 3 windows of 8 frames."""
@@ -127,41 +117,21 @@ def ray_cluster(tmp_path_factory):
 @pytest.fixture(scope="session")
 def mlflow_store_template(tmp_path_factory):
     """An empty MLflow SQLite store, its schema migrated once (2–3 s a store): sweeps that log to
-    `<runs>/mlflow.db` start from a copy (the `fresh_store` fixture of the sweep tests)."""
-    from mlflow.tracking import MlflowClient
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
+    `<runs>/mlflow.db` start from a copy (`fresh_store`, `report_store`)."""
+    return empty_store(tmp_path_factory.mktemp("mlflow-template") / "mlflow.db")
 
 
 @pytest.fixture
 def fresh_store(mlflow_store_template, tmp_path):
     """tmp_path as a runs folder whose MLflow store exists, empty (copied from the template)."""
-    import shutil
-    shutil.copy(mlflow_store_template, tmp_path / "mlflow.db")
-    return tmp_path
+    return copy_store(mlflow_store_template, tmp_path)
 
 
-def start_mlflow_server(port, store, artifacts):
-    """`mlflow server` on loopback `port` over `store`, in its own process group (kill it with
-    os.killpg to take the server away mid-run); returns once /health answers."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", store,
-                             "--serve-artifacts", "--artifacts-destination", str(artifacts),
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-            return proc
-        except OSError:
-            assert proc.poll() is None, "mlflow server exited"
-            time.sleep(0.5)
-    raise AssertionError("mlflow server did not start")
+@pytest.fixture(scope="module")
+def report_store(tmp_path_factory, mlflow_store_template):
+    """A real MLflow store holding finished sweeps for `lmgan report` (support.build_report_store);
+    one per test module, which may add to it."""
+    return build_report_store(copy_store(mlflow_store_template, tmp_path_factory.mktemp("mlflow")))
 
 
 @pytest.fixture(scope="session")

@@ -113,9 +113,9 @@ def test_disk_full_is_recognised_through_torch_and_only_there(tmp_path):
 
 
 def test_the_fsync_benchmark_prints_its_figures(tmp_path, capsys):
-    """`python -m lmgan.bench_io`, small: the tiny preset's checkpoint, twice (figures are the
+    """`python -m lmgan.bench.durable_io`, small: the tiny preset's checkpoint, twice (figures are the
     benchmark's to measure, not asserted)."""
-    from lmgan.bench_io import main
+    from lmgan.bench.durable_io import main
     assert main(["--presets", "tiny", "--repeats", "2", "--dir", str(tmp_path), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     row, = r["checkpoints"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from conftest import train_cli
+from support import train_cli
 from lmgan.cli import main
 from lmgan.config import Config
 from lmgan.metrics import evaluator as ev
@@ -65,7 +65,8 @@ def weights_env(detectors, monkeypatch):
 
 
 def rows(run, kind):
-    return [r for r in map(json.loads, (run / "history.jsonl").read_text().splitlines()) if r["kind"] == kind]
+    from lmgan.training.artifacts import read_history
+    return [r for r in read_history(run / "history.jsonl") if r["kind"] == kind]
 
 
 def test_training_logs_every_configured_metric_under_its_name(tmp_path, demo_clip, weights_env):
@@ -115,7 +116,7 @@ def test_eval_repeats_give_std_for_set_metrics(capsys, tiny_run):
 
 
 def test_eval_command_table2_ood_fid(capsys, tmp_path, tiny_run, weights_env):
-    from test_render import write_sound
+    from support import write_sound
     sounds = tmp_path / "sounds"
     sounds.mkdir()
     write_sound(sounds / "a.wav", 6.0, "pcm_s16le", rate=22050, layout="mono")

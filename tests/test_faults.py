@@ -7,12 +7,10 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import start_mlflow_server
-from tests.test_sweep import SEARCH, TINY, runs_of
+from support import SEARCH, TINY, assert_continued, free_port, runs_of, start_mlflow_server
 
 pytestmark = [pytest.mark.slow,   # Ray clusters and whole sweeps: minutes
               pytest.mark.usefixtures("fresh_store")]
@@ -50,23 +48,7 @@ def test_killed_worker_restarts_from_its_last_checkpoint(ray_cluster, sweep_clip
     # Continued from its checkpoint, not redone from scratch: the restart says where it resumed,
     # and the last checkpoint's optimisers took exactly one step per iteration in all.
     assert int(t.data.tags["lmgan.restored_from"]) >= 5
-    assert_continued(tmp_path / "sweeps" / "worker-killed", 60)
-
-
-def assert_continued(sweep_dir, iters):
-    """Every trial's last local checkpoint is at `iters` with `iters` Adam steps in both
-    optimisers and each iteration once in its history: whatever restarted, continued."""
-    from lmgan.training import checkpoint
-    found = list(Path(sweep_dir).glob("*/lmgan/checkpoints"))
-    assert found, sweep_dir
-    for folder in found:
-        ck = checkpoint.load(checkpoint.latest(folder))
-        assert ck["iteration"] == iters, folder
-        for opt in ("opt_g", "opt_d"):
-            steps = {int(v["step"]) for v in ck[opt]["state"].values()}
-            assert steps == {iters}, (folder, opt, steps)
-        logged = [r["iter"] for r in ck["history"] if r["kind"] == "loss"]
-        assert logged == sorted(set(logged)) and logged[-1] == iters, (folder, logged)
+    assert_continued(tmp_path / "sweeps" / "worker-killed", 60, trials)
 
 
 def _sweep_over(cluster, clip, runs, space: str, iters: int, name: str, *extra):
@@ -166,7 +148,6 @@ def _evaluated_trial(store):
 
 
 def test_tracking_server_down_mid_sweep_loses_nothing(ray_cluster, sweep_clip, tmp_path):
-    from conftest import free_port
     port = free_port()
     store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
     server = start_mlflow_server(port, store, artifacts)
@@ -193,7 +174,6 @@ def test_trial_gone_while_the_server_is_down_loses_nothing_it_reported(ray_clust
     """Like a trial that ASHA stops during an outage (Tune tears it down within seconds), a
     trial whose process dies then cannot send its queue: the driver's summary sends what was
     saved beside its last reported checkpoint, once the server is back."""
-    from conftest import free_port
     port = free_port()
     store, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
     server = start_mlflow_server(port, store, artifacts)

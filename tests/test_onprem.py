@@ -146,7 +146,7 @@ def _cluster_file(lab) -> Path:
 
 
 def test_ray_up_a_sweep_and_ray_down_over_ssh(lab, sweep_clip):
-    from tests.test_sweep import check_sweep
+    from support import check_sweep
 
     # The user's own machine: ~/.ray/auth_token and ~/.lmgan/cluster/cluster.env (docs/cluster.md).
     laptop = lab["root"] / "laptop"

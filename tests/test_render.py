@@ -14,38 +14,7 @@ from lmgan.pixels import to_uint8
 from lmgan.render import load_model, model_from_checkpoint, stream
 from lmgan.training import checkpoint
 
-
-def chirp(seconds, rate, gain=1.0):
-    t = np.arange(int(seconds * rate)) / rate
-    return (gain * 0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t)).astype(np.float32)
-
-
-def write_sound(path, seconds, codec, rate=44100, layout="stereo", wave=None):
-    """A real encoded sound file (a chirp unless `wave` is given), written with PyAV."""
-    wave = chirp(seconds, rate) if wave is None else wave.astype(np.float32)
-    n = len(wave)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=rate, layout=layout)
-        chans = 2 if layout == "stereo" else 1
-        fmt = s.codec_context.format.name
-        planar = fmt.endswith("p")
-        data = np.tile(wave, (chans, 1))
-        step = 1024
-        for i in range(0, n, step):
-            block = data[:, i:i + step]
-            if fmt.startswith("s16"):
-                block = (block * 32767).astype(np.int16)
-            elif fmt.startswith("s32"):
-                block = (block * 2147483647).astype(np.int32)
-            arr = block if planar else block.T.reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt, layout=layout)
-            frame.sample_rate = rate
-            frame.pts = i
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+from support import chirp, write_sound
 
 
 def frames_and_streams(path):

@@ -12,95 +12,22 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from markupsafe import Markup
 
 from lmgan.errors import LmganError
 from lmgan.sweep import tracking
-from lmgan.sweep.report import (BestTrial, Exploit, Head, Importance, Lineage, MetricGroup, Pareto, Row, Sample,
-                                SweepPage, Table, TrialRef, render_page, report_main, write_report)
+from lmgan.sweep.report import render_page, report_main, write_report
+from lmgan.sweep.report.page import (BestTrial, ExploitRow, Head, Importance, Lineage, MetricGroup, Pareto, Row,
+                                     Sample, SweepPage, Table, TrialRef)
 
-SPACE = "lr_g: {loguniform: [1.0e-5, 1.0e-3]}\nvp_kernel: {choice: [3, 5, 7]}\n"
-# trial id → (lr_g, vp_kernel, final ssim or None, status)
-TRIALS = {
-    "trial_00000": (1e-4, 3, 0.62, "finished"),
-    "trial_00001": (3e-4, 5, 0.81, "finished"),      # the best
-    "trial_<i>2</i>": (2e-5, 7, 0.55, "stopped"),    # escaped everywhere
-    "trial_00003": (8e-4, 5, 0.30, "errored"),
-}
-BEST = "trial_00001"
-
-
-def _mp4(path: Path) -> None:
-    from lmgan.data.media import VideoWriter
-    t = np.linspace(0, 1, 16000, dtype=np.float32)
-    with VideoWriter(path, fps=10, width=32, height=16, audio_rate=16000) as w:
-        w.add_frames(np.stack([np.full((16, 32, 3), 20 * i, np.uint8) for i in range(10)]))
-        w.add_audio(0.3 * np.sin(2 * np.pi * 440 * t))
-
-
-def _png(path: Path) -> None:
-    from PIL import Image
-    Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(path)
+from support import REPORT_BEST as BEST, REPORT_SPACE as SPACE, REPORT_TRIALS as TRIALS, copy_project, copy_store
 
 
 @pytest.fixture(scope="module")
-def blank_db(tmp_path_factory) -> Path:
-    """An MLflow SQLite file with its tables made and no experiment of lmgan's: making the tables
-    takes seconds, a copy of them milliseconds."""
-    root = tmp_path_factory.mktemp("blank")
-    tracking.client(tracking.default_uri(root)).search_experiments()
-    return root / "mlflow.db"
-
-
-def _store_root(tmp_path_factory, blank_db: Path, name: str) -> Path:
-    root = tmp_path_factory.mktemp(name)
-    shutil.copy(blank_db, root / "mlflow.db")
-    return root
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, blank_db):
-    root = _store_root(tmp_path_factory, blank_db, "mlflow")
-    uri = tracking.default_uri(root)
-    eid = tracking.ensure_experiment(uri, "demo", root / "mlartifacts")
-    tracking.ensure_experiment(uri, "empty", root / "mlartifacts")
-    tags = {"lmgan.video": "demo", "lmgan.objective": "ssim", "lmgan.mode": "max"}
-    pid = tracking.start_sweep_run(uri, eid, "sweep-a", tags, {"objective": "ssim", "trials": 4},
-                                   {"search_space.yaml": SPACE})
-    media = root / "media"
-    media.mkdir()
-    _mp4(media / "iter_0000020.mp4")
-    _mp4(media / "iter_0000030.mp4")
-    _png(media / "iter_0000020.png")
-    _png(media / "iter_0000030.png")
-    _png(media / "iter_0000030-motion.png")
-    run_ids = {}
-    for k, (trial, (lr, vp, final, status)) in enumerate(TRIALS.items()):
-        tr = tracking.TrialRun(uri, eid, pid, "sweep-a", trial, {"lr_g": lr, "vp_kernel": vp, "mfs": True},
-                               ["lr_g", "vp_kernel"])
-        for step in (10, 20, 30):
-            tr.metrics({"loss_d_image": 1.0 / step, "it_per_s": 3.0}, step)
-            if step >= 20:
-                f = step / 30
-                tr.metrics({"ssim": final * f, "ssim_std": 0.02, "psnr": 20 + 5 * final * f,
-                            "psnr_std": 1.25, "fdd": 10.0 * (1 - final * f), "av_align": 0.3,
-                            "av_align_real": 0.4, "motion_corr": final / 2}, step)
-        if trial == BEST:
-            for name in ("iter_0000020.mp4", "iter_0000030.mp4", "iter_0000020.png", "iter_0000030.png",
-                         "iter_0000030-motion.png"):
-                tr.artifact(media / name, "samples")
-        assert tr.flush()
-        tr.finish(status)
-        run_ids[trial] = tr.run_id
-    # A later sweep whose only trial has no objective value yet (the default: the latest sweep).
-    time.sleep(0.01)
-    pid_b = tracking.start_sweep_run(uri, eid, "sweep-b", tags, {}, {"search_space.yaml": SPACE})
-    tr = tracking.TrialRun(uri, eid, pid_b, "sweep-b", "trial_b0", {"lr_g": 1e-4, "vp_kernel": 3}, ["lr_g"])
-    tr.metrics({"loss_d_image": 0.5}, 5)
-    assert tr.flush()
-    return {"uri": uri, "root": root, "run_ids": run_ids, "media": media}
+def store(report_store):
+    """Sweeps of four trials and of one (support.build_report_store), in conftest's report_store."""
+    return report_store
 
 
 # A PBT sweep: trial → (its values from iteration 0, its final ssim, its exploits as the driver
@@ -124,9 +51,9 @@ FRONT = ["m1", "m2"]
 
 
 @pytest.fixture(scope="module")
-def modes_store(tmp_path_factory, blank_db):
+def modes_store(tmp_path_factory, mlflow_store_template):
     """A store holding a PBT sweep (experiment lmgan-pbt) and a two-objective one (lmgan-mo)."""
-    root = _store_root(tmp_path_factory, blank_db, "modes")
+    root = copy_store(mlflow_store_template, tmp_path_factory.mktemp("modes"))
     uri = tracking.default_uri(root)
     eid = tracking.ensure_experiment(uri, "pbt", root / "mlartifacts")
     pid = tracking.start_sweep_run(uri, eid, "sweep-pbt", {"lmgan.video": "pbt", "lmgan.objective": "ssim",
@@ -281,54 +208,61 @@ def test_a_plain_sweep_has_no_lineage_schedules_or_front(store, tmp_path):
 def test_three_objectives_a_scatter_matrix_and_the_goals_read_from_tags():
     from types import SimpleNamespace
 
-    from lmgan.sweep.report import Trial, _goals, _mark_front, _pareto
+    from lmgan.sweep.outcome import TrialOutcome, decide
+    from lmgan.sweep.report.page import pareto as pareto_section
+    from lmgan.sweep.report.queries import Trial, objectives
     points = {"a": (80.0, 0.2, 0.5), "b": (120.0, 0.5, 0.4), "c": (130.0, 0.4, 0.3), "d": (85.0, 0.1, 0.9)}
-    trials = [Trial(f"run-{t}", t, "finished", {}, dict(zip(("fvd", "av_align", "motion_corr"), p)), 100, p[0])
+    names = ("fvd", "av_align", "motion_corr")
+    trials = [Trial(TrialOutcome(t, "finished", 100, p[0], 100, dict(zip(names, p)), run_id=f"run-{t}"))
               for t, p in points.items()]
     goals = [("fvd", "min"), ("av_align", "max"), ("motion_corr", "max")]
-    _mark_front(trials, goals)
+    decide([t.outcome for t in trials], goals)
     assert [t.trial_id for t in trials if t.pareto] == ["a", "b", "d"]   # c: b is better on all three
-    pareto = _pareto(trials, goals, None)
+    pareto = pareto_section(trials, goals, None)
     assert pareto.objectives == ["fvd (lower is better)", "av_align (higher is better)",
                                  "motion_corr (higher is better)"]
     assert [ref.trial_id for ref, _ in pareto.front] == ["a", "b", "d"] and pareto.front[0][1] == ["80", "0.2", "0.5"]
     assert '"type":"splom"' in pareto.chart and '"label":"motion_corr (higher is better)"' in pareto.chart
 
-    def sweep(**tags):
-        return SimpleNamespace(data=SimpleNamespace(tags=tags, params={}))
-    assert _goals(sweep(), "ssim", "max") == []                              # an older driver's sweep
-    assert _goals(sweep(**{"lmgan.objectives": "fvd"}), "fvd", "min") == []
-    assert _goals(sweep(**{"lmgan.objectives": "fvd,av_align", "lmgan.modes": "min,max"}), "fvd", "min") == \
-        [("fvd", "min"), ("av_align", "max")]
+    def goals_of(**tags):
+        return list(objectives(SimpleNamespace(data=SimpleNamespace(tags=tags, params={}))).goals)
+    assert goals_of() == [("ssim", "max")]                                   # an older driver's sweep
+    assert goals_of(**{"lmgan.objective": "fvd", "lmgan.objectives": "fvd"}) == [("fvd", "min")]
+    assert goals_of(**{"lmgan.objective": "fvd", "lmgan.mode": "min", "lmgan.objectives": "fvd,av_align",
+                       "lmgan.modes": "min,max"}) == [("fvd", "min"), ("av_align", "max")]
     # No readable modes: the primary's from lmgan.mode, the others' the registry's directions.
-    assert _goals(sweep(**{"lmgan.objectives": "fvd, lpips ,av_align"}), "fvd", "min") == \
-        [("fvd", "min"), ("lpips", "min"), ("av_align", "max")]
+    assert goals_of(**{"lmgan.objective": "fvd", "lmgan.mode": "min", "lmgan.objectives": "fvd, lpips ,av_align"}) \
+        == [("fvd", "min"), ("lpips", "min"), ("av_align", "max")]
 
 
 def test_exploits_in_words_and_schedules_by_step():
     from types import SimpleNamespace
 
-    from lmgan.sweep.report import _by_step, _exploit, _exploits, _short
-    assert [_short(v) for v in (1e-4, 1.23e-4, 0.5, 2e-3, 32, True, "convgru", 12345.0)] == \
+    from lmgan.sweep.report.page import exploit_row, short
+    from lmgan.sweep.report.queries import by_step
+    from lmgan.sweep.schema import Exploit, exploits_from_tags
+    assert [short(v) for v in (1e-4, 1.23e-4, 0.5, 2e-3, 32, True, "convgru", 12345.0)] == \
         ["1.0e-4", "1.2e-4", "0.5", "0.002", "32", "True", "convgru", "1.2e4"]
-    e = _exploit("t2", {"iter": 40, "at": 60, "from": "t1", "was": {"lr_g": 1e-4},
-                        "donor": {"lr_g": 2e-4, "rnn": "gru", "bs": None},
-                        "new": {"lr_g": 1.6e-4, "rnn": "gru", "bs": 8}})
+    e = exploit_row("t2", Exploit.from_dict({"iter": 40, "at": 60, "from": "t1", "was": {"lr_g": 1e-4},
+                                             "donor": {"lr_g": 2e-4, "rnn": "gru", "bs": None},
+                                             "new": {"lr_g": 1.6e-4, "rnn": "gru", "bs": 8}}))
     assert e.text == "t2 cloned t1 at iteration 40 (it was at iteration 60): lr_g 2.0e-4 → 1.6e-4, rnn gru → gru, bs 8"
     assert (e.trial, e.donor, e.iteration, e.was) == ("t2", "t1", "40", "lr_g 1.0e-4")
     tags = {"lmgan.exploit.02": json.dumps({"iter": 9, "from": "x"}), "lmgan.exploit.01": json.dumps({"iter": 5, "from": "y"}),
             "lmgan.exploit.03": "not json", "lmgan.exploit.04": json.dumps({"iter": 5, "from": ["z"]}),
             "lmgan.status": "finished"}
-    assert [x["from"] for x in _exploits(tags)] == ["y", "x"]
+    assert [x.from_trial for x in exploits_from_tags(tags)] == ["y", "x"]
     m = [SimpleNamespace(step=s, timestamp=ts, value=v) for s, ts, v in ((20, 5, 2.0), (10, 1, 1.0), (20, 3, 9.0))]
-    assert _by_step(m) == [(10, 1.0), (20, 2.0)]           # the value logged last at a step
+    assert by_step(m) == [(10, 1.0), (20, 2.0)]            # the value logged last at a step
 
 
 def test_report_of_a_sweep(store, tmp_path, capsys):
     out = tmp_path / "rep" / "report.html"
     assert write_report("lmgan-demo", out, store["uri"], sweep="sweep-a") == out
     page = out.read_text(encoding="utf-8")
-    assert "report: lmgan-demo / sweep-a: 4 trials" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "report: lmgan-demo / sweep-a: 4 trials" in err and "report: best trial trial_00001" in err
+    assert "Downloading" not in err and "%|" not in err       # no MLflow progress bar per artifact
 
     # Header and every trial, the HTML-looking trial id escaped.
     assert "Sweep sweep-a" in page and "lmgan-demo" in page and "maximise" in page
@@ -351,6 +285,8 @@ def test_report_of_a_sweep(store, tmp_path, capsys):
     assert "<td>24.05 ± 1.25</td>" in rows[0][1]
     assert "<td>1.9</td>" in rows[0][1]          # fdd, a set metric: one value
     assert "<td>30</td>" in rows[0][1]           # iterations reached
+    assert '<td title="at iteration 30">0.81</td>' in rows[0][1]   # what it is ranked by: its best ssim
+    assert '<th id="judged" title="what the trials are ranked by: each trial&#39;s best evaluation of ssim' in page
     assert "<td>0.0003</td>" in rows[0][1] and "<td>5</td>" in rows[0][1]   # its params
     assert "ssim ↑ (objective)" in page and "fdd ↓" in page
     assert "motion_corr ↑" in page and "av_align ↑" in page and ">av_align_real</td>" in page
@@ -409,6 +345,79 @@ def test_report_of_a_sweep(store, tmp_path, capsys):
     assert sorted(p.name for p in files.iterdir()) == sorted([video.name, grid.name, motion.name, js.name])
 
 
+def test_the_best_trial_is_the_one_the_driver_judges_best(mlflow_store_template, tmp_path):
+    """ASHA judges a trial by its best evaluation, the driver records it as best_<objective>: a
+    trial whose latest ssim is the worst but whose best is the best is the page's best trial, first
+    in the table and the one the baseline line measures, exactly as outcome.decide says."""
+    from lmgan.sweep import schema
+    from lmgan.sweep.outcome import TrialOutcome, decide
+    from lmgan.sweep.report import gather_page
+    root = copy_store(mlflow_store_template, tmp_path / "runs")
+    uri = tracking.default_uri(root)
+    eid = tracking.ensure_experiment(uri, "asha", root / "mlartifacts")
+    objectives = schema.Objectives((("ssim", "max"),), "asha")
+    pid = tracking.start_sweep_run(uri, eid, "sweep-asha", {schema.VIDEO: "asha", **objectives.to_tags()},
+                                   {"trials": 4}, {schema.SPACE_FILE: SPACE})
+    # trial → its ssim at iterations 10 and 20; the best_ssim the driver recorded (value, iteration)
+    asha = {"a0": ((0.50, 0.60), (0.60, 20)),     # the baseline
+            "a1": ((0.80, 0.55), (0.80, 10)),     # peaked early: the worst latest, the best best
+            "a2": ((0.62, 0.70), None),           # not settled by the driver yet: its history judged here
+            "a3": ((0.40, 0.45), (0.75, 30))}     # Tune's last report never reached MLflow: the driver's counts
+    c = tracking.client(uri)
+    for k, (trial, ((early, late), recorded)) in enumerate(asha.items()):
+        tr = tracking.TrialRun(uri, eid, pid, "sweep-asha", trial, {"lr_g": 1e-4 * (k + 1), "vp_kernel": 3}, ["lr_g"])
+        tr.metrics({"ssim": early}, 10)
+        tr.metrics({"ssim": late}, 20)
+        if trial == "a0":
+            tr.tag(schema.BASELINE, "true")
+        assert tr.flush()
+        tr.finish("stopped")
+        if recorded:
+            c.log_metric(tr.run_id, schema.best_metric("ssim"), recorded[0], step=recorded[1])
+    judged = {"a0": 0.60, "a1": 0.80, "a2": 0.70, "a3": 0.75}
+    expected = decide([TrialOutcome(t, "stopped", 20, v, baseline=t == "a0") for t, v in judged.items()],
+                      objectives.goals)
+    assert expected.best.trial == "a1" and [t.trial for t in expected.ranked] == ["a1", "a3", "a2", "a0"]
+
+    page = gather_page(c, "asha", uri, None, tmp_path / "report_files")
+    assert page.best.trial.trial_id == expected.best.trial and page.best.value == "0.8"
+    assert "its best evaluation of ssim, at iteration 10, as the sweep's driver recorded it" in page.best.judged
+    assert [r.trial.trial_id for r in page.table.rows] == [t.trial for t in expected.ranked]
+    assert [r.best for r in page.table.rows] == [True, False, False, False]
+    assert [(r.judged, r.judged_at) for r in page.table.rows] == [("0.8", "10"), ("0.75", "30"), ("0.7", "20"),
+                                                                  ("0.6", "20")]
+    assert "0.5500" in page.table.rows[0].cells          # its latest ssim, beside the value it is ranked by
+    assert page.head.versus == ("baseline a0 (the preset's own values): ssim 0.6; the best trial beat it by "
+                                f"{expected.gain:.4g}")
+    html = render_page(page)
+    assert '<th id="judged" title="what the trials are ranked by: each trial&#39;s best evaluation of ssim' in html
+    assert "best ssim ↑</th>" in html
+
+
+def test_the_report_reads_no_private_names():
+    """The report reads MLflow, Optuna and the rest of lmgan through their public names only: a
+    private one (`_x`, imported or as an attribute) can change or go in any release."""
+    import ast
+    found = []
+    for f in sorted((Path(__file__).resolve().parents[1] / "lmgan" / "sweep" / "report").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+            elif isinstance(node, ast.Attribute):
+                names = [node.attr]
+            elif (isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("getattr", "hasattr", "setattr")
+                  and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+                names = [str(node.args[1].value)]
+            else:
+                continue
+            private = [n for name in names for n in name.split(".") if n.startswith("_") and not n.endswith("__")]
+            if private:
+                found.append(f"{f.name}:{node.lineno}: {', '.join(private)}")
+    assert not found, found
+
+
 def test_latest_sweep_without_objective_values(store, tmp_path, capsys):
     """The short experiment name and the default sweep (the latest): a trial with no ssim yet."""
     out = tmp_path / "latest.html"
@@ -441,7 +450,7 @@ def test_errors(store, tmp_path):
 def test_param_strings_back_to_distribution_types():
     from optuna import distributions as d
 
-    from lmgan.sweep.report import _from_param
+    from lmgan.sweep.report.study import from_param as _from_param
     assert _from_param("True", d.CategoricalDistribution([True, False])) is True
     assert _from_param("False", d.CategoricalDistribution([True, False])) is False
     assert _from_param("5", d.CategoricalDistribution([3, 5, 7])) == 5
@@ -507,7 +516,7 @@ def _page(best: bool = True) -> SweepPage:
     groups = [MetricGroup("image", "image quality", [("ssim ↑ (objective)", "0.8100 ± 0.0200", EVIL)]),
               MetricGroup("sync", "does it listen", [(EVIL, EVIL, EVIL)]),
               MetricGroup("other", "training", [(f"loss_{EVIL}", "0.5", "")])]
-    best_trial = BestTrial(ref, "0.81", "finished", "30", f"trial_{EVIL}_driver", [(EVIL, EVIL)],
+    best_trial = BestTrial(ref, "0.81", "finished", "30", f"Judged by {EVIL}", [(EVIL, EVIL)],
                            groups, {"mp4": Sample('f/best.mp4?"', 30)},
                            f"grid {EVIL} could not be downloaded", [(EVIL, EVIL)])
     return SweepPage(head, "report_files", table, importance, EVIL, None, best_trial if best else None)
@@ -541,7 +550,7 @@ def test_template_renders_a_hand_built_page_escaped():
     assert "2 trials: 1 finished, 0 stopped, 0 errored, 1 running, 0 &lt;script&gt;" in page
     assert "1 trial left out (params outside the space)" in page
     assert "over 2 finished or stopped trials" in page and "importance-warning" not in page
-    assert "recorded trial_&lt;script&gt;" in page and "could not be downloaded" in page
+    assert '<p class="note" id="judged-by">Judged by &lt;script&gt;' in page and "could not be downloaded" in page
     assert "iteration 30: generated | real, with sound" in page and "frame grid" not in page
     assert page.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td>") >= 5   # metric tables
 
@@ -599,11 +608,11 @@ def test_best_metrics_grouped_beside_their_plots():
 
 def test_metric_groups_follow_the_registry_kinds():
     from lmgan.metrics import REGISTRY
-    from lmgan.sweep.report import _metric_groups
+    from lmgan.sweep.report.page import metric_groups as _metric_groups
     logged = {"loss_g": 1.5, "sensitivity_silence": 0.7, "fvd": 120.0, "lpips": 0.2, "lpips_std": 0.01,
               "sensitivity": 0.4, "av_align_real": 0.5, "motion_corr": 0.3, "ssim": 0.6, "ssim_std": 0.05,
               "av_align": 0.25, "psnr": 21.0, "iter": 300.0}
-    groups = _metric_groups(logged, "fvd")
+    groups = _metric_groups(logged, ["fvd"])
     assert [(g.key, g.title) for g in groups] == [("image", "image quality"), ("sync", "does it listen"),
                                                   ("other", "training")]
     names = {g.key: [r[0] for r in g.rows] for g in groups}
@@ -616,11 +625,12 @@ def test_metric_groups_follow_the_registry_kinds():
     assert rows["ssim"][2] == REGISTRY["ssim"].what and rows["loss_g"][2] == ""
     assert rows["sensitivity_silence"][2] == "sensitivity with the sound silenced instead of shifted"
     for name, metric in REGISTRY.items():      # every kind has a group: a new kind must be placed
-        assert _metric_groups({name: 1.0}, "ssim")[0 if metric.kind in ("frame", "set") else 1].rows
+        assert _metric_groups({name: 1.0}, ["ssim"])[0 if metric.kind in ("frame", "set") else 1].rows
 
 
 def test_importance_warning_below_ten_trials():
-    from lmgan.sweep.report import IMPORTANCE_MIN_TRIALS, _importance_warning
+    from lmgan.sweep.report.page import importance_warning as _importance_warning
+    from lmgan.sweep.report.study import IMPORTANCE_MIN_TRIALS
     assert IMPORTANCE_MIN_TRIALS == 10
     assert _importance_warning(9).startswith(
         "Importances from 9 trials are noise-level; run more trials before reading them")
@@ -649,10 +659,10 @@ def test_template_renders_a_page_without_results():
 
 RENDER_INSTALLED = """
 import json, pickle, sys
-from lmgan.sweep import report
+from lmgan.sweep.report import page as report
 page = report.render_page(pickle.loads(sys.stdin.buffer.read()))
 print(json.dumps({"module": report.__file__, "html": page,
-                  "template": report._environment().get_template(report.TEMPLATE).filename}))
+                  "template": report.environment().get_template(report.TEMPLATE).filename}))
 """
 
 
@@ -661,10 +671,7 @@ def test_template_ships_as_package_data(tmp_path):
     pyproject.toml's package-data), the package renders its page from there with another working
     folder: the template ships with the package and is loaded through it."""
     pytest.importorskip("setuptools")
-    root, src, site = Path(__file__).resolve().parents[1], tmp_path / "src", tmp_path / "site"
-    shutil.copytree(root / "lmgan", src / "lmgan", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(root / name, src / name)
+    src, site = copy_project(tmp_path / "src"), tmp_path / "site"
     built = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
                             "--build-lib", str(site)], cwd=src, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
@@ -675,8 +682,8 @@ def test_template_ships_as_package_data(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(site)})
     assert done.returncode == 0, done.stderr.decode()
     got = json.loads(done.stdout)
-    assert got["module"] == str(site / "lmgan" / "sweep" / "report.py")
-    assert got["template"] == str(site / "lmgan" / "sweep" / "templates" / "report.html")
+    assert got["module"] == str(site / "lmgan" / "sweep" / "report" / "page.py")
+    assert got["template"] == str(site / "lmgan" / "sweep" / "report" / "templates" / "report.html")
     _check_page(got["html"])
 
 
@@ -686,7 +693,7 @@ def _modes_page() -> SweepPage:
     page.head.objectives = [("ssim", "max"), (EVIL, "min")]
     page.head.scheduler = f"pbt{EVIL}"
     page.table.rows[1].pareto = True
-    exploit = Exploit(f"t_{EVIL}", "t_1", "200", f"t_{EVIL} cloned t_1 at iteration 200: lr {EVIL}", f"lr {EVIL}")
+    exploit = ExploitRow(f"t_{EVIL}", "t_1", "200", f"t_{EVIL} cloned t_1 at iteration 200: lr {EVIL}", f"lr {EVIL}")
     page.lineage = Lineage(Markup('<div id="lineage-chart">lanes</div>'), None, ["lr_g", EVIL], [exploit],
                            f"1 exploit {EVIL}.")
     page.pareto = Pareto(["ssim (higher is better)", f"{EVIL} (lower is better)"], None,
@@ -723,7 +730,7 @@ def test_template_renders_lineage_schedules_and_front_escaped():
 def test_run_links_carry_no_credentials():
     from types import SimpleNamespace
 
-    from lmgan.sweep.report import _redact, _runs_url
+    from lmgan.sweep.report.page import redact as _redact, runs_url as _runs_url
     exp = SimpleNamespace(experiment_id="7")
     assert _runs_url("https://ann:s3cret@mlflow.lab:5000/", exp) == "https://mlflow.lab:5000/#/experiments/7/runs/"
     assert _redact("https://ann:s3cret@mlflow.lab:5000") == "https://ann:***@mlflow.lab:5000"
@@ -733,15 +740,23 @@ def test_run_links_carry_no_credentials():
 def test_the_baseline_trial_is_marked_and_the_gain_over_it_stated():
     """The sweep's first trial runs the preset's own values: its row says so, and the head says
     how far the best trial beat it (in the objective's direction)."""
-    from lmgan.sweep.report import Trial, _versus
-    base = Trial("r1", "aaaa", "finished", {}, {}, 20, 0.2, baseline=True)
-    best = Trial("r2", "bbbb", "finished", {}, {}, 20, 0.45)
-    assert _versus(base, best, "motion_corr", "max") == \
+    from lmgan.sweep.outcome import TrialOutcome, decide
+    from lmgan.sweep.report.page import versus
+    from lmgan.sweep.schema import Objectives
+
+    def line(goals, *trials):       # the head's line, from what outcome.decide made of the trials
+        return versus(decide([TrialOutcome(t, "finished", 20, v, 20, {goals[0][0]: v}, baseline=b)
+                              for t, v, b in trials], goals), Objectives(goals))
+    motion = [("motion_corr", "max")]
+    assert line(motion, ("aaaa", 0.2, True), ("bbbb", 0.45, False)) == \
         "baseline aaaa (the preset's own values): motion_corr 0.2; the best trial beat it by 0.25"
-    assert _versus(base, base, "motion_corr", "max").endswith("; no trial beat it")
-    assert _versus(Trial("r1", "a", "finished", {}, {}, 20, 90.0), Trial("r2", "b", "finished", {}, {}, 20, 60.0),
-                   "fvd", "min").endswith("beat it by 30")
-    assert _versus(None, best, "motion_corr", "max") == ""
+    assert line(motion, ("aaaa", 0.5, True), ("bbbb", 0.45, False)).endswith("; no trial beat it")
+    assert line([("fvd", "min")], ("a", 90.0, True), ("b", 60.0, False)).endswith("beat it by 30")
+    assert line(motion, ("aaaa", None, True), ("bbbb", 0.45, False)) == ""
+    assert line(motion, ("bbbb", 0.45, False)) == ""
+    # Several objectives: no one best to beat; whether the baseline is on the front.
+    assert line([("fvd", "min"), ("ssim", "max")], ("a", 90.0, True), ("b", 60.0, False)) == \
+        "baseline a (the preset's own values): fvd 90; not on the Pareto front"
     page = _page()
     page.head.versus = f"baseline {EVIL}"
     page.table.rows[1].baseline = True

@@ -1,7 +1,7 @@
 """What a user sees in a browser after a sweep: MLflow's runs table opens on the sweep's trials
 (readable names, the objective and searched values as columns, how each ended), the compare
 page lists them, and the report shows its sections. Taken with headless Chromium by
-dashboards/screenshots.py; skipped where no Chromium is installed (the data behind these
+docs/screenshots.py; skipped where no Chromium is installed (the data behind these
 pages is tested everywhere: test_tracking.py, test_summary.py, test_report.py)."""
 
 import importlib.util
@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from lmgan.sweep import tracking
-from tests.test_report import blank_db, store  # noqa: F401  (a real MLflow store with a sweep of four trials)
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "dashboards" / "screenshots.py"
+SCRIPT = ROOT / "docs" / "screenshots.py"
 
 
 def _script():
@@ -30,7 +29,8 @@ pytestmark = [pytest.mark.slow,
                                  reason="no Chromium here (apt-get install chromium to run these)")]
 
 
-def test_mlflow_and_the_report_in_a_browser(store, tmp_path):   # noqa: F811
+def test_mlflow_and_the_report_in_a_browser(report_store, tmp_path):
+    store = report_store      # a real MLflow store with a sweep of four trials (support.build_report_store)
     runs = Path(store["uri"][len("sqlite:///"):]).parent
     c = tracking.client(store["uri"])
     exp = c.get_experiment_by_name(tracking.experiment_name("demo"))

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port
-from tests.test_sweep import check_sweep
+from support import check_sweep, free_port
 
 pytestmark = pytest.mark.slow     # a Slurm cluster and three sweep jobs: minutes
 
@@ -264,9 +263,8 @@ def test_a_cancelled_sweep_submitted_again_continues(slurm, sweep_clip, tmp_path
 def test_resume_takes_a_tracking_uri_only_for_the_sweeps_own_store(sweep_clip, tmp_path, mlflow_store_template,
                                                                    capsys):
     """A resubmitted job's MLflow server is the same store at a new address; another store is refused."""
-    from dataclasses import replace
-
     from lmgan.sweep import driver as search
+    from lmgan.sweep.plan import make_plan, save_state
     stores = []
     for name in ("a.db", "b.db"):
         shutil.copy(mlflow_store_template, tmp_path / name)
@@ -276,9 +274,9 @@ def test_resume_takes_a_tracking_uri_only_for_the_sweeps_own_store(sweep_clip, t
     parent = c.create_run(experiment, tags={"lmgan.role": "sweep", "lmgan.sweep": "moved"}).info.run_id
     storage = str(tmp_path / "sweeps")
     args = search.build_parser().parse_args(["--video", str(sweep_clip), *TINY, "--name", "moved"])
-    replace(search.make_plan(args, storage), tracking_uri=stores[0], experiment_id=experiment,
-            parent_run_id=parent).save(storage)
+    save_state(storage, make_plan(args, storage),
+               {"tracking_uri": stores[0], "experiment_id": experiment, "parent_run_id": parent})
     rc = search.main(["--resume", "--name", "moved", "--runs-dir", str(tmp_path), "--tracking-uri", stores[1]])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err[-1].startswith("search: error: --tracking-uri ") and \
+    assert rc == 2 and err[-1].startswith("sweep: error: --tracking-uri ") and \
         f"does not hold the sweep's MLflow run {parent}" in err[-1], err

@@ -1,11 +1,13 @@
 """The end of a sweep picks each trial's best evaluation and the checkpoint reported with it
 (real Tune Result and Checkpoint objects over real folders; no cluster needed)."""
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 from ray import tune
 
-from lmgan.sweep.summary import _best
+from lmgan.sweep.summary import judged
 
 
 def _result(tmp_path, reports):
@@ -23,14 +25,15 @@ def _result(tmp_path, reports):
 def test_best_is_the_best_evaluation_and_its_own_checkpoint(tmp_path, mode, value, it):
     reports = [{"iter": 5, "motion_corr": 0.10}, {"iter": 10, "motion_corr": 0.30},
                {"iter": 15, "motion_corr": 0.05}, {"iter": 20, "motion_corr": 0.20}]
-    got_value, got_iter, ckpt = _best(_result(tmp_path, reports), "motion_corr", mode)
+    plan = SimpleNamespace(objective="motion_corr", mode=mode, judged_by_last=False)
+    got_value, got_iter, ckpt = judged(_result(tmp_path, reports), plan)
     assert (got_value, got_iter) == (value, it)
     assert ckpt is not None and ckpt.path.endswith(f"checkpoint_{it:06d}")     # not the latest
 
 
 def test_no_objective_value_means_no_best(tmp_path):
     result = _result(tmp_path, [{"iter": 5, "loss_g_adv": 1.0}])
-    assert _best(result, "motion_corr", "max") == (None, None, None)
+    assert judged(result, SimpleNamespace(objective="motion_corr", mode="max", judged_by_last=False)) == (None, None, None)
 
 
 class _Results(list):
@@ -40,7 +43,6 @@ class _Results(list):
 
 
 def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsys):
-    from types import SimpleNamespace
     from urllib.parse import unquote
 
     from lmgan.sweep import summary, tracking
@@ -49,8 +51,8 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
     eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
     parent = tracking.start_sweep_run(uri, eid, "sw", {}, {}, {})
     searched = ["lr_g", "vp_kernel"]
-    plan = SimpleNamespace(name="sw", video="clip", objective="motion_corr", mode="max", trials=3,
-                           max_iters=20, tracking_uri=uri, experiment_id=eid, parent_run_id=parent,
+    session = SimpleNamespace(tracking_uri=uri, experiment_id=eid, parent_run_id=parent)
+    plan = SimpleNamespace(name="sw", video="clip", objective="motion_corr", mode="max", trials=3, max_iters=20,
                            searched=searched, baseline={"lr_g": 1e-4, "vp_kernel": 3},   # aaaa0001's values
                            goals=[("motion_corr", "max")], multi_objective=False, judged_by_last=False)
     results = _Results()
@@ -63,7 +65,7 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
         (tmp_path / tid).mkdir()
         results.append(tune.Result(metrics=reports[-1], checkpoint=None, error=error, path=str(tmp_path / tid),
                                    metrics_dataframe=pd.DataFrame(reports) if peak else None, best_checkpoints=[]))
-    assert summary.finish_sweep(results, plan, 60.0) == 0
+    assert summary.finish_sweep(results, plan, session, 60.0) == 0
     out = capsys.readouterr().out
 
     trials = {r.data.tags[tracking.TRIAL_ID]: r for r in tracking.trial_runs(c, eid, parent)}
@@ -90,24 +92,27 @@ def test_the_sweep_ends_with_named_trials_and_links_to_mlflow_ui(tmp_path, capsy
 
 
 def test_the_gain_over_the_baseline_follows_the_objectives_direction():
+    from lmgan.sweep.outcome import TrialOutcome, decide
     from lmgan.sweep.summary import baseline_line
-    base, best = {"trial": "a", "fvd": 90.0, "status": "finished"}, {"trial": "b", "fvd": 60.0}
-    assert baseline_line(base, best, "fvd", "min").endswith("fvd=90; the best beat it by 30")
-    assert baseline_line(base, base, "fvd", "min").endswith("nothing the sweep found beat it")
-    assert baseline_line({**base, "fvd": None, "status": "errored"}, best, "fvd", "min").endswith("has no fvd (errored)")
+    base = TrialOutcome("a", "finished", 20, 90.0, 20, baseline=True)
+    out = decide([base, TrialOutcome("b", "finished", 20, 60.0, 20)], [("fvd", "min")])
+    assert out.best.trial == "b" and out.gain == 30
+    assert baseline_line(out.baseline, out.best, out.gain, "fvd").endswith("fvd=90; the best beat it by 30")
+    alone = decide([base], [("fvd", "min")])
+    assert baseline_line(alone.baseline, alone.best, alone.gain, "fvd").endswith("nothing the sweep found beat it")
+    failed = TrialOutcome("a", "errored", 3, baseline=True)
+    assert baseline_line(failed, out.best, None, "fvd").endswith("has no fvd (errored)")
 
 
 def test_a_multi_objective_sweep_ends_with_its_pareto_front(tmp_path, capsys):
     """Two objectives: the trials no other beats on both are listed, tagged, and none is "best"."""
-    from types import SimpleNamespace
-
     from lmgan.sweep import summary, tracking
     uri = tracking.default_uri(tmp_path)
     c = tracking.client(uri)
     eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
     parent = tracking.start_sweep_run(uri, eid, "mo", {}, {}, {})
-    plan = SimpleNamespace(name="mo", video="clip", objective="motion_corr", mode="max", trials=4,
-                           max_iters=20, tracking_uri=uri, experiment_id=eid, parent_run_id=parent,
+    session = SimpleNamespace(tracking_uri=uri, experiment_id=eid, parent_run_id=parent)
+    plan = SimpleNamespace(name="mo", video="clip", objective="motion_corr", mode="max", trials=4, max_iters=20,
                            searched=["lr_g"], baseline=None, goals=[("motion_corr", "max"), ("fvd", "min")],
                            multi_objective=True, judged_by_last=True)
     results = _Results()
@@ -119,7 +124,7 @@ def test_a_multi_objective_sweep_ends_with_its_pareto_front(tmp_path, capsys):
         (tmp_path / tid).mkdir()
         results.append(tune.Result(metrics=last, checkpoint=None, error=None, path=str(tmp_path / tid),
                                    metrics_dataframe=pd.DataFrame([last]), best_checkpoints=[]))
-    assert summary.finish_sweep(results, plan, 60.0) == 0
+    assert summary.finish_sweep(results, plan, session, 60.0) == 0
     out = capsys.readouterr().out
     assert "Pareto front (2 of 4 trials" in out and "best:" not in out
     assert "  a (" in out and "motion_corr=0.3 fvd=50 at iteration 20" in out and "  c (" in out

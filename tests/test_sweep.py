@@ -3,9 +3,7 @@ Optuna + ASHA through Ray Tune, a real MLflow store (SQLite, and a tracking serv
 PostgreSQL), real mp4 artifacts. Each sweep is a few tiny trials of a handful of iterations."""
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -13,60 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+
+from support import (REPO, SEARCH, TINY, assert_continued, check_sweep, free_port, kill_when_finished, runs_of,
+                     small_vgg, sweep, trials_of)
 
 pytestmark = [pytest.mark.slow,   # Ray clusters and whole sweeps: minutes
               pytest.mark.usefixtures("fresh_store")]
-
-REPO = Path(__file__).resolve().parents[1]
-SEARCH = [sys.executable, str(REPO / "sweeps" / "search.py")]
-TINY = ["--preset", "tiny", "--objective", "ssim", "--cpus-per-trial", "1", "--verbose", "0"]
-
-
-def sweep(cluster, runs, *args, timeout=600, **kw):
-    cmd = [*SEARCH, "--address", cluster["address"], "--runs-dir", str(runs), *TINY, *map(str, args)]
-    return subprocess.run(cmd, env=cluster["env"], capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def runs_of(uri, experiment):
-    c = MlflowClient(uri)
-    exp = c.get_experiment_by_name(experiment)
-    assert exp is not None, f"no experiment {experiment}"
-    runs = c.search_runs([exp.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("lmgan.role") == "sweep"]
-    trials = [r for r in runs if r.data.tags.get("lmgan.role") == "trial"]
-    return c, parents, trials
-
-
-def check_sweep(uri, experiment, name, n_trials):
-    c, parents, trials = runs_of(uri, experiment)
-    parent = [p for p in parents if p.data.tags["lmgan.sweep"] == name]
-    assert len(parent) == 1
-    mine = [t for t in trials if t.data.tags[("mlflow.parentRunId")] == parent[0].info.run_id]
-    lost = [t for t in mine if t.data.tags["lmgan.status"] == "lost"]   # see tracking.settle_lost
-    assert all(t.info.status == "KILLED" for t in lost)
-    mine = [t for t in mine if t not in lost]
-    assert len(mine) == n_trials, [t.info.run_name for t in mine]
-    for t in mine:
-        assert "ssim" in t.data.metrics and "loss_d_image" in t.data.metrics
-        assert t.data.params["image_size"] == "32"
-        samples = [a.path for a in c.list_artifacts(t.info.run_id, "samples")]
-        assert any(p.endswith(".mp4") for p in samples), samples
-        assert t.data.tags["lmgan.status"] in ("finished", "stopped"), t.data.tags.get("lmgan.error")
-    parent_files = [a.path for a in c.list_artifacts(parent[0].info.run_id)]
-    assert {"search_space.yaml", "summary.csv", "summary.md"} <= set(parent_files)
-    assert parent[0].data.tags["lmgan.best_trial"] in {t.data.tags["lmgan.trial_id"] for t in mine}
-    return c, parent[0], mine
-
-
-def small_vgg(path: Path) -> Path:
-    """VGG16's layers up to relu2_2 (all the perceptual loss loads), randomly initialised."""
-    import torch
-    import torchvision
-    layers = torchvision.models.vgg16(weights=None).features[:9]
-    torch.save({f"features.{k}": v for k, v in layers.state_dict().items()}, path)
-    return path
-
 
 def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     optuna_db = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -120,7 +70,7 @@ def test_two_node_sweep(ray_cluster, sweep_clip, tmp_path):
     assert last_eval["iter"] == ck["iteration"]
     assert last_eval["motion_corr"] == pytest.approx(peaks[winner][0], abs=1e-9)
     state = json.loads((tmp_path / "sweeps" / "two-node" / "lmgan-sweep.json").read_text())
-    assert state["parent_run_id"] == parent.info.run_id
+    assert state["session"]["parent_run_id"] == parent.info.run_id
     # The Optuna study is in its own database too, for optuna-dashboard.
     import optuna
     study = optuna.load_study(study_name="two-node", storage=optuna_db)
@@ -143,57 +93,31 @@ def assert_exported_to_prometheus(cluster, sweep_name):
     assert f'sweep="{sweep_name}"' in seen
 
 
-def _kill_when_finished(cmd, env, uri, n):
-    """Run the driver and SIGKILL it (and its process group) once n trials have finished."""
-    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and _finished(uri) < n:
-            time.sleep(0.5)
-        assert driver.poll() is None, "the sweep ended before it could be killed"
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-
-
 def test_resume_after_the_driver_is_killed_twice(ray_cluster, sweep_clip, tmp_path):
     args = ["--video", sweep_clip, "--trials", 4, "--max-iters", 20, "--grace-iters", 20,
             "--eval-every", 5, "--name", "killed"]
     base = [*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path)]
     resume = [*base, "--verbose", "0", "--resume", "--name", "killed"]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _kill_when_finished([*base, *TINY, *map(str, args)], ray_cluster["env"], uri, 1)
-    _kill_when_finished(resume, ray_cluster["env"], uri, 2)
-    finished_before = {t.info.run_id: t.data.metrics["ssim"] for t in _trials(uri)
+    kill_when_finished([*base, *TINY, *map(str, args)], ray_cluster["env"], uri, 1)
+    kill_when_finished(resume, ray_cluster["env"], uri, 2)
+    finished_before = {t.info.run_id: t.data.metrics["ssim"] for t in trials_of(uri)
                        if t.data.tags.get("lmgan.status") == "finished"}
     assert len(finished_before) >= 2
     r = subprocess.run(resume, env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     errors = {p.parent.name: p.read_text()[-300:] for p in (tmp_path / "sweeps" / "killed").glob("*/error.txt")}
     assert not errors, errors     # e.g. a checkpoint Tune deleted after its last snapshot (snapshot.py)
-    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "killed", 4)
+    c, parent, trials = check_sweep(uri, "lmgan-clip6s", "killed", 4)     # and the lost ones KILLED
     for t in trials:
         assert t.data.tags["lmgan.status"] == "finished"
         steps = [m.step for m in c.get_metric_history(t.info.run_id, "ssim")]
         assert steps == list(range(5, 21, 5)), steps   # continued, not redone, nothing lost
     for run_id, ssim in finished_before.items():
         assert c.get_run(run_id).data.metrics["ssim"] == ssim
-    # What the kills interrupted continued from its checkpoints (not only de-duplicated metrics).
-    from tests.test_faults import assert_continued
-    assert_continued(tmp_path / "sweeps" / "killed", 20)
-
-
-def _trials(uri):
-    try:
-        _, _, trials = runs_of(uri, "lmgan-clip6s")
-    except Exception:
-        return []
-    return trials
-
-
-def _finished(uri):
-    return sum(t.data.tags.get("lmgan.status") == "finished" for t in _trials(uri))
+    # What the kills interrupted continued from its checkpoints (not only de-duplicated metrics);
+    # a trial a kill lost (closed KILLED above) keeps a folder that ends at its last checkpoint.
+    assert_continued(tmp_path / "sweeps" / "killed", 20, trials)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -216,7 +140,7 @@ def test_bad_input_is_one_line_exit_2(ray_cluster, sweep_clip, tmp_path, args, m
     r = sweep(ray_cluster, tmp_path, *args, "--trials", 1, timeout=300)
     assert r.returncode == 2, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
-    assert len(lines) >= 1 and lines[-1].startswith("search: error: ") and message in lines[-1], r.stderr
+    assert len(lines) >= 1 and lines[-1].startswith("sweep: error: ") and message in lines[-1], r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -245,7 +169,6 @@ def test_sweep_logs_to_an_mlflow_server_on_postgresql(ray_cluster, mlflow_server
 
 
 def test_unreachable_tracking_server_fails_before_any_trial(ray_cluster, sweep_clip, tmp_path):
-    from conftest import free_port
     r = sweep(ray_cluster, tmp_path, "--video", sweep_clip, "--trials", 1,
               "--tracking-uri", f"http://127.0.0.1:{free_port()}", timeout=120)
     assert r.returncode == 2
@@ -262,7 +185,7 @@ def test_resources_count_the_nodes_an_autoscaler_can_start(monkeypatch):
     """Right after `ray up` only the CPU-less head is alive; the GPU worker types of
     cluster.yaml still count, so the sweep asks for GPUs and the autoscaler starts them."""
     from lmgan.errors import LmganError
-    from lmgan.sweep.driver import _resources
+    from lmgan.sweep.resources import per_trial as _resources
     head = [{"Alive": True, "Resources": {"CPU": 0.0}}]
     monkeypatch.setenv("LMGAN_AUTOSCALER_CONFIG", str(REPO / "cluster.yaml"))
     cpus, gpus, fit = _resources(_args(), head, image_size=256)
@@ -286,7 +209,7 @@ def test_pbt_sweep_clones_checkpoints_records_lineage_and_resumes(ray_cluster, s
             "--name", "pbt", "--scheduler", "pbt"]
     base = [*SEARCH, "--address", ray_cluster["address"], "--runs-dir", str(tmp_path)]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _kill_when_finished([*base, *TINY, *map(str, args)], ray_cluster["env"], uri, 1)
+    kill_when_finished([*base, *TINY, *map(str, args)], ray_cluster["env"], uri, 1)
     r = subprocess.run([*base, "--resume", "--name", "pbt"], env=ray_cluster["env"], capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -82,7 +82,7 @@ def test_missing_weights_stop_a_paper_sweep_before_anything_is_created(places, m
         w = weights.WEIGHTS[name]
         assert w.filename in line and f"{w.env}=PATH" in line and "connection refused" in line.lower(), line
         assert how in line and "lmgan eval --weights" not in line
-    assert lines[-1] == "search: error: 3 pretrained weight files this sweep needs are missing (above); " \
+    assert lines[-1] == "sweep: error: 3 pretrained weight files this sweep needs are missing (above); " \
                         "nothing was created or started"
     nothing_created(places)
 
@@ -171,8 +171,9 @@ def test_dry_run_is_refused_with_resume(places, capsys):
 def _asha(argv):
     """The plan make_plan makes of a sweep's arguments, and the scheduler Tune gets from it."""
     from ray.tune.schedulers import ASHAScheduler
+    from lmgan.sweep.schedulers import search_and_scheduler
     p = search.make_plan(search.build_parser().parse_args(argv), str(weights.cache_dir() / "sweeps"))
-    _, scheduler = search._search(p, None)
+    _, scheduler = search_and_scheduler(p)
     assert isinstance(scheduler, ASHAScheduler)
     return p, scheduler, sorted(m for m, _ in scheduler._brackets[0]._rungs)
 

@@ -11,8 +11,6 @@ video from a broken one (five 16 s clips: real 0.31–0.50, shuffled 0.31–0.38
 av_align.py of 2025-02 (docs/evaluation.md, "Which AV-Align").
 """
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -259,12 +257,13 @@ def test_probes_leave_the_generated_video_unchanged(data):
 
 
 def test_training_and_eval_report_the_sync_metrics(tmp_path, capsys, demo_clip):
-    from conftest import train_cli
+    from support import train_cli
     from lmgan.cli import main
     out = tmp_path / "run"
     assert train_cli("--video", demo_clip, "--out", out, "--preset", "tiny", "--set", "iters=10",
                      "--set", "eval_metrics=ssim,av_align,motion_corr,sensitivity") == 0
-    last = [json.loads(r) for r in (out / "history.jsonl").read_text().splitlines()][-1]
+    from lmgan.training.artifacts import read_history
+    last = read_history(out / "history.jsonl")[-1]
     for name in ("av_align", "av_align_real", "motion_corr", "sensitivity", "sensitivity_silence"):
         assert np.isfinite(last[name]), name
     capsys.readouterr()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from support import free_port
 from lmgan.sweep import telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def iteration(series) -> float | None:
 @pytest.mark.slow   # a Ray cluster and a sweep: ~60 s
 @pytest.mark.usefixtures("fresh_store")
 def test_every_dashboard_metric_stays_exported_while_a_trial_runs(quick_metrics_cluster, sweep_clip, tmp_path):
-    from tests.test_sweep import sweep
+    from support import sweep
     cluster, name = quick_metrics_cluster, "stays-lit"
     # The loop sets its gauges only every EVERY iterations (log_every = eval_every), far less
     # often than the agent's 4 s expiry; the cluster has no GPU, so no GPU-memory gauges.

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import free_port, start_mlflow_server
+from support import free_port, start_mlflow_server
 from lmgan.sweep import tracking
+from lmgan.sweep.outbox import send_saved
+from lmgan.sweep.schema import UNSENT
 
 
 def _trial(tmp_path, uri):
@@ -37,8 +39,8 @@ def test_unsent_results_are_saved_with_the_checkpoint_and_sent_once(tmp_path):
     sample.unlink()                                         # the trial's folder is gone with its node
 
     c = tracking.client(uri)
-    assert tracking.send_unsent(c, tr.run_id, ckpt) == 2
-    assert tracking.send_unsent(c, tr.run_id, ckpt) == 0    # the driver twice, or after a restart
+    assert send_saved(c, tr.run_id, ckpt) == 2
+    assert send_saved(c, tr.run_id, ckpt) == 0    # the driver twice, or after a restart
     assert [(m.step, m.value) for m in c.get_metric_history(tr.run_id, "ssim")] == [(5, 0.5), (10, 0.6)]
     assert [a.path for a in c.list_artifacts(tr.run_id, "samples")] == ["samples/iter_10.mp4"]
 
@@ -50,7 +52,7 @@ def test_unsent_results_are_saved_with_the_checkpoint_and_sent_once(tmp_path):
     again = tracking.TrialRun(uri, eid, parent, "s", "trial_0", {"lr_g": 1e-4}, ["lr_g"])
     assert again.resumed and again.run_id == tr.run_id
     again.take_back(ckpt2, tmp_path / "unsent")
-    assert [(m.key, m.step) for m in again.pending] == [("ssim", 15)]
+    assert [(m.key, m.step) for m in again.outbox.metrics] == [("ssim", 15)]
     assert again.flush()
     assert [m.step for m in c.get_metric_history(tr.run_id, "ssim")] == [5, 10, 15]
 
@@ -58,8 +60,8 @@ def test_unsent_results_are_saved_with_the_checkpoint_and_sent_once(tmp_path):
 def test_nothing_unsent_writes_nothing(tmp_path):
     _, _, tr = _trial(tmp_path, tracking.default_uri(tmp_path))
     tr.save_unsent(tmp_path)
-    assert not (tmp_path / tracking.UNSENT).exists()
-    assert tracking.send_unsent(tr.c, tr.run_id, tmp_path) == 0
+    assert not (tmp_path / UNSENT).exists()
+    assert send_saved(tr.c, tr.run_id, tmp_path) == 0
 
 
 @pytest.mark.slow
@@ -198,7 +200,8 @@ def test_the_sweep_view_and_links(tmp_path):
 def test_pbt_clones_are_recorded_and_a_resumed_sweep_undoes_the_ones_it_did_not_keep(tmp_path):
     """A clone is a numbered tag and lineage.json on the trial's run; the same clone restarted
     is not recorded twice; restoring the trial's own older checkpoint removes later clones."""
-    from lmgan.sweep import trainable
+    from lmgan.sweep import lineage as lineages
+    from lmgan.sweep.schema import Exploit
     uri = tracking.default_uri(tmp_path)
     c = tracking.client(uri)
     eid = tracking.ensure_experiment(uri, "clip", tmp_path / "mlartifacts")
@@ -210,22 +213,22 @@ def test_pbt_clones_are_recorded_and_a_resumed_sweep_undoes_the_ones_it_did_not_
     for it in (5, 10):                                   # its own checkpoints; 10 is past the clone
         (run_dir / "checkpoints" / f"ckpt_{it:07d}.pt").write_bytes(b"x")
     donor = {"trial": "t_b", "values": {"lr_g": 2e-4}}
-    clone = trainable._clone(donor, run_dir, 5, {"lr_g": 2.4e-4}, ["lr_g"])
-    assert clone == {"iter": 5, "at": 10, "from": "t_b", "was": {"lr_g": 1e-4}, "donor": {"lr_g": 2e-4},
-                     "new": {"lr_g": 2.4e-4}}
+    clone = lineages.clone_of(donor, run_dir, 5, {"lr_g": 2.4e-4}, ["lr_g"])
+    assert clone.to_dict() == {"iter": 5, "at": 10, "from": "t_b", "was": {"lr_g": 1e-4}, "donor": {"lr_g": 2e-4},
+                               "new": {"lr_g": 2.4e-4}}
     assert [p.name for p in sorted((run_dir / "checkpoints").iterdir())] == ["ckpt_0000005.pt"]
-    lineage = trainable._record_clone(tr, run_dir, [], clone)
-    assert trainable._same_clone(lineage[-1], dict(clone))          # a restart of it: not recorded again
-    second = {**clone, "iter": 15, "from": "t_c"}
-    lineage = trainable._record_clone(tr, run_dir, lineage, second)
+    lineage = lineages.record(tr, run_dir, [], clone)
+    assert lineages.record(tr, run_dir, lineage, Exploit.from_dict(clone.to_dict())) == lineage   # a restart of it
+    second = Exploit(iter=15, from_trial="t_c", at=clone.at, was=clone.was, donor=clone.donor, new=clone.new)
+    lineage = lineages.record(tr, run_dir, lineage, second)
     tr.flush()
     tags = c.get_run(tr.run_id).data.tags
-    assert json.loads(tags["lmgan.exploit.01"]) == clone and json.loads(tags["lmgan.exploit.02"])["from"] == "t_c"
-    assert json.loads((run_dir / "lineage.json").read_text()) == [clone, second]
+    assert Exploit.from_json(tags["lmgan.exploit.01"]) == clone and json.loads(tags["lmgan.exploit.02"])["from"] == "t_c"
+    assert json.loads((run_dir / "lineage.json").read_text()) == [clone.to_dict(), second.to_dict()]
     # The sweep is resumed from a snapshot whose checkpoint of this trial had one clone behind it.
-    kept = trainable._undo_clones(tr, run_dir, trainable._lineage(run_dir), 1)
+    kept = lineages.undo_after(tr, run_dir, lineages.read_lineage(run_dir), 1)
     tr.flush()
     tags = c.get_run(tr.run_id).data.tags
     assert kept == [clone] and "lmgan.exploit.02" not in tags and "lmgan.exploit.01" in tags
-    assert json.loads((run_dir / "lineage.json").read_text()) == [clone]
+    assert json.loads((run_dir / "lineage.json").read_text()) == [clone.to_dict()]
     assert [a.path for a in c.list_artifacts(tr.run_id)] == ["lineage.json"]

@@ -1,20 +1,17 @@
 """Training end to end on a real decoded clip: losses, checkpoints, samples, cache, resume."""
 
-import json
-
 import av
 import pytest
 import torch
 
-from conftest import train_cli
+from support import train_cli
 from lmgan.config import build_config
 from lmgan.data.dataset import load_video_data
-from lmgan.training import checkpoint
+from lmgan.training import artifacts, checkpoint
 
 
 def history(run, kind="loss"):
-    rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    return [r for r in rows if r["kind"] == kind]
+    return [r for r in artifacts.read_history(run / "history.jsonl") if r["kind"] == kind]
 
 
 def test_twenty_steps_write_checkpoint_sample_and_curves(tiny_run):

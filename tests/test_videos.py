@@ -374,7 +374,7 @@ def test_train_and_eval_take_registry_names(tmp_path, monkeypatch, data, demo_cl
     --set crop wins; `lmgan eval --video NAME` reads the same file."""
     import yaml
 
-    from conftest import train_cli
+    from support import train_cli
     from lmgan.cli import main
 
     registry(tmp_path, monkeypatch, "videos:\n  clip: {crop: [8, 8, 48, 48], preset: tiny}\n")

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import urlparse
 
-import lmgan
 from lmgan.config import load_yaml
 from lmgan.errors import LmganError
+from lmgan.paths import sweep_files
 
 DEMO = "demo"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -57,13 +57,14 @@ class Video:
 
 
 def registry_path() -> Path:
-    """$LMGAN_VIDEOS, else the repository's sweeps/videos.yaml (found from the package, so any
-    working directory works in a checkout), else ./sweeps/videos.yaml."""
+    """$LMGAN_VIDEOS, else the shipped sweeps/videos.yaml (lmgan.paths.sweep_files: the
+    checkout's, else the installed package's; any working directory works), else
+    ./sweeps/videos.yaml."""
     env = os.environ.get("LMGAN_VIDEOS")
     if env:
         return Path(env)
-    beside = Path(lmgan.__file__).resolve().parent.parent / "sweeps" / "videos.yaml"
-    return beside if beside.is_file() else Path("sweeps") / "videos.yaml"
+    shipped = sweep_files() / "videos.yaml"
+    return shipped if shipped.is_file() else Path("sweeps") / "videos.yaml"
 
 
 def data_dir() -> Path:

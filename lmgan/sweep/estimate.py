@@ -2,7 +2,7 @@
 
 Trials on CPUs: a training step of the trials' own config (the plan's config: the preset's model
 and size, the baseline's values) is timed on this machine's CPU with the trials' thread count, in
-a child process (`python -m lmgan.sweep.estimate`, lmgan.bench.measure_config) so its memory is
+a child process (`python -m lmgan.sweep.estimate`, lmgan.bench.step.measure_config) so its memory is
 given back: one warm-up step, then at least three steps and two seconds, or one step where a step
 takes over ten seconds; then one evaluation of up to two held-out windows with its sample video
 (after an untimed one) and one checkpoint, scaled to the video's held-out windows. That is scaled by the sweep's
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 # image size → (iterations, days, GPU)
 STATED_GPU = {128: (50_000, 1.0, "RTX 3090"), 256: (100_000, 3.0, "RTX 3090")}
 STATED_SOURCE = "arXiv 2406.16155"
-REDUCTION = 3            # ASHA's reduction factor (search._search)
+REDUCTION = 3            # ASHA's reduction factor: a third of a rung's trials go on (schedulers)
 SECONDS, GIVE_UP_S, TIMEOUT_S, EVAL_WINDOWS = 2.0, 10.0, 300, 2
 
 
@@ -144,7 +144,7 @@ def _child() -> int:
     """`python -m lmgan.sweep.estimate`: time the config given as JSON on stdin; one JSON line."""
     import torch
 
-    from lmgan.bench import measure_config
+    from lmgan.bench.step import measure_config
     from lmgan.config import Config, apply_overrides, validate
 
     job = json.loads(sys.stdin.read())

@@ -11,7 +11,6 @@ sweep's estimate assumes no further stops, so it is an upper bound.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -19,7 +18,9 @@ import time
 from ray.tune import Callback
 
 from lmgan.errors import first_line
+from lmgan.sweep import outcome
 from lmgan.sweep.plan import is_baseline
+from lmgan.sweep.schema import CLONED, ERRORED, FINISHED, IT_PER_S, ITER, STOPPED, Exploit
 
 
 def _minutes(seconds: float) -> str:
@@ -55,7 +56,8 @@ class SweepProgress(Callback):
         self.plan, self.out = plan, out          # None: stderr (looked up when printing: picklable)
         self.higher = plan.mode == "max"
         self.names: dict[str, str] = {}          # trial id → t01, t02, ... (trial_name)
-        self.best: dict[str, float] = {}         # trial id → its best objective so far
+        self.points: dict[str, list] = {}        # trial id → its (iteration, objective) reports
+        self.best: dict[str, float] = {}         # trial id → its judged value so far (outcome.judged)
         self.reached: dict[str, int] = {}        # trial id → iterations reported
         self.ended: dict[str, str] = {}          # trial id → finished | stopped | errored
         self.t0 = time.time()
@@ -68,21 +70,24 @@ class SweepProgress(Callback):
         tid, obj = trial.trial_id, self.plan.objective
         if tid not in self.names:
             self.names[tid] = self._named(trial)
-        it = int(result.get("iter", 0))
-        if clone := result.get("cloned"):
-            self._say(self.clone_line(tid, json.loads(clone)))
+        it = int(result.get(ITER, 0))
+        if clone := result.get(CLONED):
+            self._say(self.clone_line(tid, Exploit.from_json(clone)))
         elif it == self.reached.get(tid):   # a paused trial at its end, resumed to say it again
             return
         self.reached[tid] = it
-        value, rate = result.get(obj), result.get("it_per_s") or 0.0
-        if value is not None and (tid not in self.best or self._better(value, self.best[tid])):
-            self.best[tid] = value
+        value, rate = result.get(obj), result.get(IT_PER_S) or 0.0
+        if value is not None:
+            self.points.setdefault(tid, []).append((it, value))
+            if judged := outcome.judged(self.points[tid], self.plan.mode, self.plan.judged_by_last):
+                self.best[tid] = judged[0]
         left = f"  ~{_minutes((self.plan.max_iters - it) / rate)} left" if rate > 0 and it < self.plan.max_iters else ""
         if self.plan.multi_objective:       # no one "best": each objective's value
             score = "  ".join(f"{n} {result[n]:.3g}" if result.get(n) is not None else f"{n} —"
                               for n, _ in self.plan.goals)
         else:
-            score = (f"{obj} {value:.3g} (its best {self.best[tid]:.3g}; sweep {self._sweep_best():.3g})"
+            its = "its last" if self.plan.judged_by_last else "its best"
+            score = (f"{obj} {value:.3g} ({its} {self.best[tid]:.3g}; sweep {self._sweep_best():.3g})"
                      if value is not None else f"{obj} —")
         self._say(f"{self._name(tid)}  iter {it:>{len(str(self.plan.max_iters))}}/{self.plan.max_iters}  "
                   f"{rate:.2f} it/s  {score}{left}")
@@ -90,22 +95,22 @@ class SweepProgress(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         tid = trial.trial_id
-        it = int((trial.last_result or {}).get("iter", self.reached.get(tid, 0)))
+        it = int((trial.last_result or {}).get(ITER, self.reached.get(tid, 0)))
         best = f"; best {self.plan.objective} {self.best[tid]:.3g}" if tid in self.best else ""
         if it >= self.plan.max_iters:
-            self.ended[tid] = "finished"
+            self.ended[tid] = FINISHED
             self._say(f"{self._name(tid)} finished at iteration {it}{best}")
         elif self.plan.scheduler != "asha":
-            self.ended[tid] = "stopped"
+            self.ended[tid] = STOPPED
             self._say(f"{self._name(tid)} stopped at iteration {it}{best}")
         else:
             rung = max((r for r in asha_rungs(self.plan.grace_iters, self.plan.max_iters) if r <= it), default=it)
-            self.ended[tid] = "stopped"
+            self.ended[tid] = STOPPED
             self._say(f"{self._name(tid)} stopped by ASHA at the {rung}-iteration rung "
                       f"(below the rung's best third){best}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.ended[trial.trial_id] = "errored"
+        self.ended[trial.trial_id] = ERRORED
         why = ""
         path = getattr(trial, "error_file", None)
         if path:
@@ -118,7 +123,7 @@ class SweepProgress(Callback):
 
     # ----------------------------------------------------------------------------- the lines
     def sweep_line(self, trials) -> str:
-        counts = {s: sum(v == s for v in self.ended.values()) for s in ("finished", "stopped", "errored")}
+        counts = {s: sum(v == s for v in self.ended.values()) for s in (FINISHED, STOPPED, ERRORED)}
         running = len(self.names) - len(self.ended)
         waiting = max(self.plan.trials - len(self.names), 0)
         parts = [f"{n} {s}" for s, n in counts.items() if n] + [f"{running} running"]
@@ -131,11 +136,11 @@ class SweepProgress(Callback):
         eta = f", ≤ {_minutes(remaining * elapsed / done)} left" if done else ""
         return f"sweep {self.plan.name}: {', '.join(parts)} of {self.plan.trials}; {_minutes(elapsed)} elapsed{eta}"
 
-    def clone_line(self, tid: str, clone: dict) -> str:
+    def clone_line(self, tid: str, clone: Exploit) -> str:
         """A PBT exploit: whose checkpoint the trial continues from, and its values before → after."""
-        changes = ", ".join(f"{k} {_g(clone['was'].get(k))} → {_g(v)}" for k, v in clone["new"].items())
-        return (f"{self._name(tid)} continues from {self._name(clone['from'])}'s checkpoint of iteration "
-                f"{clone['iter']} (PBT): {changes}")
+        changes = ", ".join(f"{k} {_g(clone.was.get(k))} → {_g(v)}" for k, v in clone.new.items())
+        return (f"{self._name(tid)} continues from {self._name(clone.from_trial)}'s checkpoint of iteration "
+                f"{clone.iter} (PBT): {changes}")
 
     def _sweep_best(self) -> float:
         values = list(self.best.values())

@@ -91,13 +91,20 @@ def parse_space(raw: dict, source: str, base: Config) -> dict[str, Param]:
             raise LmganError(f"{source}: unknown search-space key {key!r} (not a config key)")
         if key in NOT_SEARCHABLE:
             raise LmganError(f"{where}: cannot be searched (set it with --set or the sweep options)")
-        if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in KINDS):
-            raise LmganError(f"{where}: expected one of {{{': ..., '.join(KINDS)}: ...}}")
-        kind, values = next(iter(spec.items()))
-        space[key] = param = _param(key, kind, values, where)
+        space[key] = param = parse_param(key, spec, where)
         for v in param.values:   # bounds and choices must each give a valid config
             validate(apply_overrides(base, {key: v}, where))
     return space
+
+
+def parse_param(key: str, spec, where: str) -> Param:
+    """One key's Param from its YAML form `{kind: values}`, the form and the range checked but not
+    what the values do to a config (`parse_space` checks that): `lmgan report` reads a sweep's
+    space back this way when it was valid against that sweep's fixed config, not the defaults."""
+    if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in KINDS):
+        raise LmganError(f"{where}: expected one of {{{': ..., '.join(KINDS)}: ...}}")
+    kind, values = next(iter(spec.items()))
+    return _param(key, kind, values, where)
 
 
 def _param(key: str, kind: str, values, where: str) -> Param:

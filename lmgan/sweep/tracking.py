@@ -1,31 +1,7 @@
 """MLflow bookkeeping of a sweep: one experiment per video, a parent run per sweep, a nested run
-per trial. Every call goes through an explicit MlflowClient and run id (no global active run), so
-the driver and many trial processes on many nodes can log side by side.
-
-Layout (lmgan report and the tests read it):
-- experiment `lmgan-<video>`; artifacts under <runs>/mlartifacts for the embedded store; tags
-  mlflow.experimentKind=custom_model_development (a model-training experiment, not GenAI) and a
-  description (mlflow.note.content, unless one is set); at the end of each sweep a saved view of
-  its trials, mlflow.sharedViewState.<key> (see `save_sweep_view`).
-- parent run, name = sweep name, tags lmgan.role=sweep, lmgan.sweep, lmgan.video,
-  lmgan.objective, lmgan.mode (min|max); params objective/trials/max_iters/grace_iters/
-  eval_every/space and fixed.<key> for every fixed config value; artifact search_space.yaml.
-  At the end: tags lmgan.best_trial (the best trial's Tune id), lmgan.best_run_id,
-  mlflow.note.content (the summary table, shown as the run's description), metric
-  best_<objective>, artifacts summary.csv and summary.md.
-- trial run, name = `trial_run_name`: t<NN> (the trial's number in the sweep, in the order the runs
-  were created; also tag lmgan.trial_index) and its searched values, e.g. `t03 lr_g=1.2e-4 K=7`,
-  and once the sweep has ended, how a trial that did not finish ended (`stopped@15`, `errored`,
-  `lost`); tags mlflow.parentRunId, lmgan.role=trial, lmgan.sweep, lmgan.trial_id (Tune's id),
-  lmgan.searched (comma-separated searched keys), lmgan.status, and after a
-  restart lmgan.restored_from (the iteration of the checkpoint it continued from); status lost:
-  a trial the resumed sweep's Tune did not know (its driver was killed); params: every
-  config key; metrics per iteration (step = iteration): loss_* and it_per_s at every log,
-  the held-out metrics (<name> and <name>_std for frame metrics) at every evaluation,
-  time_*_s and mlflow_failed_sends (sends an outage made wait) at every checkpoint;
-  artifacts samples/iter_*.mp4 (generated | real, with sound), samples/iter_*.png (frame grids),
-  samples/iter_*-motion.png (held-out frames over real and generated motion against time),
-  losses.png, config.yaml, checkpoints/best.pt.
+per trial (what each holds: lmgan.sweep.schema). Every call goes through an explicit MlflowClient
+and run id (no global active run), so the driver and many trial processes on many nodes can log
+side by side.
 """
 
 from __future__ import annotations
@@ -33,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from contextlib import suppress
@@ -42,18 +17,15 @@ from urllib.parse import quote, urlparse
 
 from lmgan.errors import LmganError, first_line
 
-ROLE, SWEEP, TRIAL_ID = "lmgan.role", "lmgan.sweep", "lmgan.trial_id"
-PARENT = "mlflow.parentRunId"
-STATUS, ERROR = "lmgan.status", "lmgan.error"   # a trial's own status and, if errored, why
-UNSENT = "mlflow_unsent"     # folder beside a reported checkpoint: what MLflow had not received
-INDEX, SEARCHED = "lmgan.trial_index", "lmgan.searched"
-# The tag MLflow 3 keeps an experiment's type in: model training or GenAI (its UI's experiment-type
+from lmgan.sweep.outbox import Outbox
+from lmgan.sweep.schema import (ERROR, ERROR_CONFIG, ERRORED, LOST, INDEX, KIND, KIND_TRAINING, NOTE, PARENT, ROLE,
+                                ROLE_SWEEP, ROLE_TRIAL, RUNNING, SEARCHED, STATUS, SWEEP, TRIAL_ID,
+                                VIDEO, VIEW_PREFIX, best_metric, experiment_name)
+
+# MLflow 3 keeps an experiment's type in KIND: model training or GenAI (its UI's experiment-type
 # selector writes it). The installed UI (3.17) decides the mode an experiment opens in from the
 # URL's workflowType parameter, else the browser's last choice (GenAI at first), not from this
 # tag, so the links the sweep prints (`experiment_url`) carry workflowType=machine_learning.
-KIND, KIND_TRAINING = "mlflow.experimentKind", "custom_model_development"
-NOTE = "mlflow.note.content"        # the description the UI shows for an experiment or a run
-VIEW_PREFIX = "mlflow.sharedViewState."   # an experiment tag: a saved view of its runs table
 UI_DEFAULT = "http://127.0.0.1:5000"      # where `mlflow ui` serves
 
 
@@ -105,7 +77,7 @@ def trial_run_name(index: int, values: dict, searched: list[str], status: str | 
     parts += [f"{ABBREV.get(k, k)}={_short(values[k])}" for k in searched if k in values]
     if status == "stopped":
         parts.append("stopped" if iteration is None else f"stopped@{iteration}")
-    elif status in ("errored", "lost"):
+    elif status in (ERRORED, LOST):
         parts.append(status)
     return " ".join(parts)[:250]
 
@@ -113,10 +85,6 @@ def trial_run_name(index: int, values: dict, searched: list[str], status: str | 
 def default_uri(runs_dir: Path) -> str:
     """The embedded default store: SQLite under the project's runs folder."""
     return f"sqlite:///{Path(runs_dir).resolve() / 'mlflow.db'}"
-
-
-def experiment_name(video: str) -> str:
-    return f"lmgan-{video}"
 
 
 def client(uri: str):
@@ -217,12 +185,12 @@ def start_sweep_run(uri: str, experiment_id: str, sweep: str, tags: dict, params
                     files: dict[str, str]) -> str:
     """Create the sweep's parent run, or return the existing one (resume)."""
     c = client(uri)
-    mark_experiment(c, experiment_id, tags.get("lmgan.video"))    # also an existing experiment
-    run = find_run(c, experiment_id, **{ROLE: "sweep", SWEEP: sweep})
+    mark_experiment(c, experiment_id, tags.get(VIDEO))    # also an existing experiment
+    run = find_run(c, experiment_id, **{ROLE: ROLE_SWEEP, SWEEP: sweep})
     if run is not None:
         c.update_run(run.info.run_id, status="RUNNING")
         return run.info.run_id
-    run = c.create_run(experiment_id, run_name=sweep, tags={ROLE: "sweep", SWEEP: sweep, **tags})
+    run = c.create_run(experiment_id, run_name=sweep, tags={ROLE: ROLE_SWEEP, SWEEP: sweep, **tags})
     rid = run.info.run_id
     log_params(c, rid, params)
     for name, text in files.items():
@@ -232,12 +200,13 @@ def start_sweep_run(uri: str, experiment_id: str, sweep: str, tags: dict, params
 
 def log_params(c, run_id: str, params: dict) -> None:
     from mlflow.entities import Param
-    items = [Param(k, _param_str(v)) for k, v in params.items()]
+    items = [Param(k, param_str(v)) for k, v in params.items()]
     for i in range(0, len(items), 100):
         c.log_batch(run_id, params=items[i:i + 100], synchronous=True)
 
 
-def _param_str(v) -> str:
+def param_str(v) -> str:
+    """How a value is stored as an MLflow param (lists comma-joined, None as null; MLflow's 6000-character limit)."""
     s = "null" if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
     return s[:6000]
 
@@ -247,136 +216,80 @@ def final_wait_s() -> float:
 
 
 class TrialRun:
-    """A trial's nested run, created on first start and continued after a restart.
-
-    Metrics are buffered and sent in batches; a failed send keeps them for the next try, so a
-    tracking server that goes away for a while loses nothing once it is back.
-    """
+    """A trial's nested run, found again after a restart (by the parent run and Tune's trial id)
+    or created on the first start; what it logs goes through an `Outbox`."""
 
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, sweep: str,
                  trial_id: str, params: dict, searched: list[str], index: int | None = None):
-        self.c = client(uri)
-        run = find_run(self.c, experiment_id, **{PARENT: parent_run_id, TRIAL_ID: trial_id})
+        c = client(uri)
+        run = find_run(c, experiment_id, **{PARENT: parent_run_id, TRIAL_ID: trial_id})
+        self.resumed = run is not None
         if run is None:
             # Tune's trial ids are hashes: the trial's number is Tune's (`index`, as the driver's
             # progress lines name it), else the order its run is created in (trials starting at
             # the same moment may share one; the sweep's end renumbers).
-            index = index or len(trial_runs(self.c, experiment_id, parent_run_id)) + 1
-            name = trial_run_name(index, params, searched)
-            run = self.c.create_run(experiment_id, run_name=name, tags={
-                PARENT: parent_run_id, ROLE: "trial", SWEEP: sweep, TRIAL_ID: trial_id,
-                SEARCHED: ",".join(searched), INDEX: str(index), STATUS: "running"})
-            log_params(self.c, run.info.run_id, params)
-            self.resumed = False
+            index = index or len(trial_runs(c, experiment_id, parent_run_id)) + 1
+            run = c.create_run(experiment_id, run_name=trial_run_name(index, params, searched), tags={
+                PARENT: parent_run_id, ROLE: ROLE_TRIAL, SWEEP: sweep, TRIAL_ID: trial_id,
+                SEARCHED: ",".join(searched), INDEX: str(index), STATUS: RUNNING})
+            log_params(c, run.info.run_id, params)
         else:
-            self.c.update_run(run.info.run_id, status="RUNNING")
-            self.c.set_tag(run.info.run_id, STATUS, "running")
-            self.resumed = True
-        self.run_id = run.info.run_id
+            c.update_run(run.info.run_id, status="RUNNING")
+            c.set_tag(run.info.run_id, STATUS, RUNNING)
+        self.c, self.run_id = c, run.info.run_id
+        self.outbox = Outbox(c, self.run_id)
         # A restarted trial repeats the iterations after its last checkpoint; what it logged of
-        # them before it died stays, and the repeat is not logged twice.
-        history = self.c.get_metric_history(self.run_id, "it_per_s") if self.resumed else []
+        # them before it died stays, and the repeat is not logged twice (see `rewind`).
+        history = c.get_metric_history(self.run_id, "it_per_s") if self.resumed else []
         self.logged_up_to = max((m.step for m in history), default=-1)
-        self.pending: list = []
-        self.pending_files: list[tuple[str, str | None]] = []
-        self.pending_tags: dict[str, str] = {}
-        self.failed_sends = 0        # sends that failed and were kept for later (outages)
+
+    @property
+    def failed_sends(self) -> int:
+        return self.outbox.failed_sends
+
+    def rewind(self, iteration: int) -> None:
+        """Log again from `iteration` on: a PBT clone continues from there with another lineage,
+        whose values replace the old ones (outcome.latest_by_step reads the last of a step)."""
+        self.logged_up_to = min(self.logged_up_to, iteration - 1)
 
     def tag(self, key: str, value: str) -> None:
-        """Set a tag now, or as soon as the server answers again (queued like metrics)."""
-        self.pending_tags[key] = value
-        self.flush()
+        """Set a tag now, or as soon as the server answers again."""
+        self.outbox.tag(key, value)
+        self.outbox.flush()
 
     def delete_tag(self, key: str) -> None:
-        """Remove a tag (a PBT clone a resumed sweep undid); one that is not there is fine."""
-        self.pending_tags.pop(key, None)
-        try:
-            self.c.delete_tag(self.run_id, key)
-        except Exception:       # absent, or the server is down: the tag stays, stale but named
-            pass
+        """Remove a tag (a PBT clone a resumed sweep undid), now or once the server answers."""
+        self.outbox.remove_tag(key)
+        self.outbox.flush()
 
     def metrics(self, values: dict, step: int) -> None:
-        from mlflow.entities import Metric
-        if step <= self.logged_up_to:
-            return
-        now = int(time.time() * 1000)
-        self.pending += [Metric(k, float(v), now, step) for k, v in values.items()]
+        if step > self.logged_up_to:
+            for k, v in values.items():
+                self.outbox.metric(k, v, step)
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
-        self.pending_files.append((str(path), folder))
+        self.outbox.file(path, folder)
 
     def flush(self, wait_s: float = 0.0) -> bool:
-        """Send what is pending; on failure keep it, say so, and try again for up to `wait_s`."""
-        deadline, pause = time.monotonic() + wait_s, 1.0
-        while not self._send() and time.monotonic() < deadline:
-            time.sleep(pause)
-            pause = min(2 * pause, 30.0)
-        return not (self.pending or self.pending_files or self.pending_tags)
-
-    def _send(self) -> bool:
-        try:
-            _log_metrics(self.c, self.run_id, self.pending)
-            self.pending = []
-            if self.pending_tags:
-                from mlflow.entities import RunTag
-                self.c.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in self.pending_tags.items()],
-                                 synchronous=True)
-                self.pending_tags = {}
-            while self.pending_files:
-                path, folder = self.pending_files[0]
-                if Path(path).is_file():
-                    self.c.log_artifact(self.run_id, path, folder)
-                self.pending_files.pop(0)
-            return True
-        except Exception as e:
-            self.failed_sends += 1
-            print(f"lmgan: MLflow logging failed, will retry ({first_line(e, 160)})",
-                  file=sys.stderr)
-            return False
+        return self.outbox.flush(wait_s)
 
     def save_unsent(self, folder: Path) -> None:
-        """Put what MLflow has not received yet beside a checkpoint about to be reported.
-
-        The trial's process may be gone before it can send it: Tune tears a trial that ASHA
-        stops down within seconds, a lost node at once. A restart takes it back (`take_back`),
-        and the driver's summary sends what the last checkpoint still holds (`send_unsent`).
-        """
-        if not (self.pending or self.pending_files):
-            return
-        out = Path(folder) / UNSENT
-        files = []
-        for i, (path, art_folder) in enumerate(dict.fromkeys(self.pending_files)):
-            if Path(path).is_file():
-                dst = out / str(i) / Path(path).name
-                dst.parent.mkdir(parents=True)
-                link_or_copy(path, dst)
-                files.append([str(dst.relative_to(out)), art_folder])
-        out.mkdir(exist_ok=True)
-        metrics = [[m.key, m.value, m.timestamp, m.step] for m in self.pending]
-        (out / "unsent.json").write_text(json.dumps({"metrics": metrics, "files": files}))
+        """What MLflow has not received yet, beside a checkpoint about to be reported."""
+        self.outbox.save(folder)
 
     def take_back(self, folder: Path, keep_in: Path) -> None:
-        """A restarted trial queues again what its previous process left unsent at `folder`
-        (a restored checkpoint; its files are copied to `keep_in`, which outlives it)."""
-        metrics, files = _read_unsent(self.c, self.run_id, folder)
-        for rel, art_folder in files:
-            dst = Path(keep_in) / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(folder) / UNSENT / rel, dst)
-            self.pending_files.append((str(dst), art_folder))
-        self.pending = metrics + self.pending
+        self.outbox.take_back(folder, keep_in)
 
     def fail(self, reason: str, config: dict, folder: Path) -> None:
         """An errored trial: the reason and the config that hit it, on the run itself. Both are
-        queued like metrics (the config as `folder`/error_config.yaml), so a tracking server that
-        is down now receives them when `finish` reaches it again."""
+        queued, so a tracking server that is down now receives them when `finish` reaches it."""
         import yaml
-        self.pending_tags[ERROR] = reason
-        path = Path(folder) / "error_config.yaml"
+        self.outbox.tag(ERROR, reason)
+        path = Path(folder) / ERROR_CONFIG
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(config, sort_keys=False))
-            self.pending_files.append((str(path), None))
+            self.outbox.file(path)
         except OSError as e:     # the disk that failed the trial may be full: the reason still goes
             with suppress(OSError):
                 path.unlink(missing_ok=True)     # no half-written config
@@ -400,11 +313,11 @@ def settle_lost(c, experiment_id: str, parent_run_id: str, known: set[str]) -> l
     """Trial runs of this sweep still "running" whose trial Tune no longer knows: a driver killed
     between a trial's start and Tune's next experiment snapshot leaves one, and the resumed
     sweep runs another trial in its place. Tagged lost and closed KILLED; their trial ids."""
-    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{STATUS}` = 'running'"
+    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{STATUS}` = '{RUNNING}'"
     lost = [r for r in c.search_runs([experiment_id], filter_string=flt, max_results=5000)
             if r.data.tags.get(TRIAL_ID) not in known]
     for r in lost:
-        c.set_tag(r.info.run_id, STATUS, "lost")
+        c.set_tag(r.info.run_id, STATUS, LOST)
         c.set_terminated(r.info.run_id, "KILLED")
     return [r.data.tags.get(TRIAL_ID, r.info.run_id) for r in lost]
 
@@ -423,7 +336,7 @@ def all_runs(c, experiment_id: str, flt: str, order_by: list[str]) -> list:
 
 def trial_runs(c, experiment_id: str, parent_run_id: str) -> list:
     """The sweep's trial runs in the order they were created."""
-    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{ROLE}` = 'trial'"
+    flt = f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{ROLE}` = '{ROLE_TRIAL}'"
     runs = all_runs(c, experiment_id, flt, ["attributes.start_time ASC"])
     return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
@@ -460,10 +373,10 @@ def save_sweep_view(c, experiment_id: str, sweep: str, objective: str, mode: str
     def col(kind, key):
         return f"{kind}.`{key}`"
     state = {
-        "searchFilter": f"tags.`{SWEEP}` = '{sweep}' and tags.`{ROLE}` = 'trial'",
-        "orderByKey": col("metrics", f"best_{objective}"),
+        "searchFilter": f"tags.`{SWEEP}` = '{sweep}' and tags.`{ROLE}` = '{ROLE_TRIAL}'",
+        "orderByKey": col("metrics", best_metric(objective)),
         "orderByAsc": mode != "max",
-        "selectedColumns": [col("metrics", f"best_{objective}"), col("metrics", objective),
+        "selectedColumns": [col("metrics", best_metric(objective)), col("metrics", objective),
                             *(col("params", k) for k in searched), col("tags", STATUS)],
     }
     key = view_key(sweep)
@@ -494,41 +407,3 @@ def compare_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
     runs = quote(json.dumps(list(run_ids), separators=(",", ":")), safe="")
     exps = quote(json.dumps([str(experiment_id)]), safe="")
     return f"{base}/#/compare-runs?runs={runs}&experiments={exps}&workflowType=machine_learning"
-
-
-def send_unsent(c, run_id: str, folder: Path) -> int:
-    """Send what a trial left unsent beside its checkpoint at `folder`; what MLflow already has
-    is skipped, so sending twice logs nothing twice. Returns the number of metric values sent."""
-    metrics, files = _read_unsent(c, run_id, folder)
-    _log_metrics(c, run_id, metrics)
-    for rel, art_folder in files:       # the same artifact path twice is one file: no duplicates
-        c.log_artifact(run_id, str(Path(folder) / UNSENT / rel), art_folder)
-    return len(metrics)
-
-
-def _log_metrics(c, run_id: str, metrics: list) -> None:
-    for i in range(0, len(metrics), 500):      # MLflow's limit per log_batch is 1000
-        c.log_batch(run_id, metrics=metrics[i:i + 500], synchronous=True)
-
-
-def _read_unsent(c, run_id: str, folder: Path) -> tuple[list, list]:
-    """(metrics MLflow does not have yet, [relative file, artifact folder]) saved at `folder`."""
-    from mlflow.entities import Metric
-    path = Path(folder) / UNSENT / "unsent.json"
-    if not path.is_file():
-        return [], []
-    saved = json.loads(path.read_text())
-    metrics = [Metric(k, v, ts, step) for k, v, ts, step in saved["metrics"]]
-    # Sending is in step order, per key: a value is in MLflow iff its step is at most the
-    # newest step MLflow has for that key (a batch cut by the outage leaves a prefix).
-    newest = {k: max((m.step for m in c.get_metric_history(run_id, k)), default=-1)
-              for k in {m.key for m in metrics}}
-    return [m for m in metrics if m.step > newest[m.key]], saved["files"]
-
-
-def link_or_copy(src, dst) -> None:
-    """Put `src` at `dst` as a hard link where the file system allows, else as a copy."""
-    try:
-        os.link(src, dst)           # no copy where the file system allows
-    except OSError:
-        shutil.copy2(src, dst)

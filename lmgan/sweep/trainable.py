@@ -9,7 +9,6 @@ resumed sweep) continues from its last report with its optimizer, RNG and carrie
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
 from lmgan import atomic
 from lmgan.config import Config, apply_overrides, validate
@@ -29,15 +27,15 @@ from lmgan.training import checkpoint
 from lmgan.training.events import Samples, TrainingEvents
 from lmgan.training.loop import LOSSES
 from lmgan.training.run import open_run
+from lmgan.sweep.lineage import clone_of, read_lineage, read_origin, undo_after, write_origin
+from lmgan.sweep.lineage import record as record_clone
+from lmgan.sweep.outbox import link_or_copy
 from lmgan.sweep.plan import is_baseline
-from lmgan.sweep.tracking import final_wait_s, link_or_copy
+from lmgan.sweep.schema import (BASELINE, CKPT_FILE, CLONED, FAILED_SENDS, FINISHED, IT_PER_S, ITER, NODE_ID, PID,
+                                RESTORED_FROM, STOPPED, Exploit, schedule_metric, time_metric)
+from lmgan.sweep.tracking import final_wait_s
 from lmgan.weights import cache_dir
 
-CKPT_FILE = "ckpt.pt"
-ORIGIN_FILE = "origin.json"      # beside it: which trial reported the checkpoint, with which values
-LINEAGE_FILE = "lineage.json"    # in a trial's folder and on its run: the checkpoints it was cloned from
-EXPLOIT = "lmgan.exploit."       # + 01, 02, ...: one tag per clone, its JSON on the trial's run
-BASELINE = "lmgan.baseline"      # tag of the trial that runs the preset's own values
 
 
 @dataclass(frozen=True)
@@ -91,14 +89,14 @@ class TuneEvents(TrainingEvents):
     + gauges; samples → MLflow artifacts; checkpoints → tune.report(metrics, checkpoint)."""
 
     def __init__(self, tracker, gauges, run_dir: Path, final_iter: int, setup_s: float = 0.0,
-                 last_eval: dict | None = None, origin: dict | None = None, clone: dict | None = None):
+                 last_eval: dict | None = None, origin: dict | None = None, clone: Exploit | None = None):
         self.tracker, self.gauges, self.run_dir = tracker, gauges, run_dir
         self.final_iter = final_iter
         self.origin = origin or {}       # this trial and its values, written beside each checkpoint
         self.clone = clone               # said once, in the first report after a PBT clone
         self.last_eval: dict = last_eval or {}
         self.it_per_s = 0.0
-        # Where a trial's time goes (lmgan.sweep.bench prints it): the adapter's own cost is
+        # Where a trial's time goes (lmgan.bench.sweep_overhead prints it): the adapter's own cost is
         # measured here, the rest of Trainer.run is lmgan's training and evaluation.
         self.times = {"setup": setup_s, "mlflow": 0.0, "tune": 0.0, "telemetry": 0.0}
         self.t_run = time.perf_counter()
@@ -117,7 +115,7 @@ class TuneEvents(TrainingEvents):
         with self._timed("telemetry"):
             self.it_per_s = record["it_per_s"]
             self.gauges.on_log(record, LOSSES)
-            self.tracker.metrics({k: record[k] for k in (*LOSSES, "it_per_s")}, record["iter"])
+            self.tracker.metrics({k: record[k] for k in (*LOSSES, IT_PER_S)}, record["iter"])
 
     def on_evaluated(self, record: dict) -> None:
         with self._timed("telemetry"):
@@ -134,11 +132,11 @@ class TuneEvents(TrainingEvents):
         with self._timed("mlflow"):
             self.tracker.artifact(self.run_dir / "losses.png")
             if schedule := self.origin.get("schedule"):     # a PBT trial's values over iterations
-                self.tracker.metrics({f"schedule.{k}": v for k, v in schedule.items()}, iteration)
+                self.tracker.metrics({schedule_metric(k): v for k, v in schedule.items()}, iteration)
             own = sum(v for k, v in self.times.items() if k != "setup")
-            self.tracker.metrics({f"time_{k}_s": v for k, v in self.times.items()}
-                                 | {"time_train_s": time.perf_counter() - self.t_run - own,
-                                    "mlflow_failed_sends": self.tracker.failed_sends}, iteration)
+            self.tracker.metrics({time_metric(k): v for k, v in self.times.items()}
+                                 | {time_metric("train"): time.perf_counter() - self.t_run - own,
+                                    FAILED_SENDS: self.tracker.failed_sends}, iteration)
             # The last report ends the trial (Tune stops its process right after): what could
             # not be sent yet is worth waiting for. Before, training goes on and retries later.
             self.tracker.flush(final_wait_s() if iteration >= self.final_iter else 0.0)
@@ -147,12 +145,12 @@ class TuneEvents(TrainingEvents):
 
     def report(self, iteration: int, ckpt: Path) -> None:
         from ray import tune
-        metrics = {"iter": iteration, "it_per_s": self.it_per_s, **self.last_eval}
+        metrics = {ITER: iteration, IT_PER_S: self.it_per_s, **self.last_eval}
         if self.clone:
-            metrics["cloned"], self.clone = json.dumps(self.clone), None
+            metrics[CLONED], self.clone = self.clone.to_json(), None
         with tempfile.TemporaryDirectory(dir=self.run_dir) as d:
             link_or_copy(ckpt, Path(d) / CKPT_FILE)
-            (Path(d) / ORIGIN_FILE).write_text(json.dumps({**self.origin, "iter": iteration}))
+            write_origin(Path(d), {**self.origin, "iter": iteration})
             self.tracker.save_unsent(Path(d))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
@@ -160,76 +158,45 @@ class TuneEvents(TrainingEvents):
 def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes, weight_files: dict | None = None) -> None:
     """The Tune function trainable (bound with tune.with_parameters). `weight_files`: the
     pretrained weights the driver shipped (lmgan.sweep.ship); a trial never downloads one."""
-    import ray
     from ray import tune
 
     from lmgan import weights
     from lmgan.sweep.ship import receive
     from lmgan.sweep.telemetry import TrialGauges
-    from lmgan.sweep.tracking import TrialRun
 
     t_start = time.perf_counter()
-    torch.set_num_threads(max(1, spec.threads))
-    if 0 < spec.gpu_share < 1 and torch.cuda.is_available():
-        # Trials sharing a GPU: one that outgrows its share fails alone with "out of memory"
-        # instead of starving its neighbours (Ray's fractional GPUs do not limit memory).
-        torch.cuda.set_per_process_memory_fraction(spec.gpu_share)
+    _limit_resources(spec)
     logging.getLogger("ray.train").setLevel(logging.WARNING)   # one line per checkpoint otherwise
-    ctx = tune.get_context()
-    trial_id = ctx.get_trial_id()
+    trial_id = tune.get_context().get_trial_id()
     cfg = trial_config(spec, config)
     run_dir = trial_run_dir(spec, trial_id)
-
-    # A tracking server that is down must not stall training in MLflow's own retry loop (minutes
-    # of back-off): calls fail fast, TrialRun keeps what failed and sends it at the next report.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    number = re.fullmatch(r"t(\d+)", ctx.get_trial_name() or "")    # the driver's trial_name
-    tracker = TrialRun(spec.tracking_uri, spec.experiment_id, spec.parent_run_id, spec.sweep,
-                       trial_id, cfg.to_dict(), spec.searched, index=int(number.group(1)) if number else None)
-    tracker.tag("lmgan.node_id", ray.get_runtime_context().get_node_id())
-    tracker.tag("lmgan.pid", str(os.getpid()))      # which process to look at (or kill)
-    if is_baseline(config, spec.baseline):
-        tracker.tag(BASELINE, "true")
+    tracker = _open_run(spec, trial_id, cfg, config)
     trainer = gauges = None
     try:     # building the networks is where a too-big configuration usually runs out of memory
-        restore, clone, lineage = None, None, _lineage(run_dir)
-        if (restored := tune.get_checkpoint()) is not None:
-            with restored.as_directory() as d:
-                restore = checkpoint.load(Path(d) / CKPT_FILE)
-                origin = _origin(Path(d))
-                if origin.get("trial") in (None, trial_id):   # its own: a restart, a resumed sweep
-                    tracker.take_back(Path(d), run_dir / "unsent")   # (a donor's unsent are the donor's)
-                    lineage = _undo_clones(tracker, run_dir, lineage, origin.get("clones", 0))
-                else:
-                    clone = _clone(origin, run_dir, restore["iteration"], config, spec.scheduled)
-        if clone is not None:     # (a clone restarted before its first report is recorded once)
-            if not (lineage and _same_clone(lineage[-1], clone)):
-                lineage = _record_clone(tracker, run_dir, lineage, clone)
-            tracker.logged_up_to = clone["iter"] - 1    # the new lineage's values are logged again
+        restore, clone, clones = _restored(tracker, spec, trial_id, run_dir, config)
         source = materialise_source(spec, video_bytes)
         with weights.given_only(receive(weight_files or {})):     # before any network is built
             trainer = open_run(run_dir, cfg, source, label=spec.video, restore=restore,
                                name=f"trial {trial_id}", progress=False)
         tracker.artifact(run_dir / "config.yaml")
         if restore is not None:
-            tracker.tag("lmgan.restored_from", str(trainer.iteration))   # a restart continues there
-        if spec.scheduled:     # where its schedule starts, or changes after a clone
-            tracker.metrics({f"schedule.{k}": config[k] for k in spec.scheduled}, trainer.iteration)
+            tracker.tag(RESTORED_FROM, str(trainer.iteration))   # a restart continues there
+        if spec.scheduled and clone is None:     # where its schedule starts (a clone's: `_restored`)
+            tracker.metrics({schedule_metric(k): config[k] for k in spec.scheduled}, trainer.iteration)
         gauges = TrialGauges(spec.sweep, trial_id)     # re-sends its values until closed
         trainer.callbacks.append(TuneEvents(tracker, gauges, run_dir, cfg.iters,
                                             setup_s=time.perf_counter() - t_start,
                                             last_eval=last_eval(trainer.history),
                                             origin={"trial": trial_id, "values": dict(config),
                                                     "schedule": {k: config[k] for k in spec.scheduled},
-                                                    "clones": len(lineage)},
+                                                    "clones": clones},
                                             clone=clone))
         if trainer.iteration >= cfg.iters:   # restored at its end (from a snapshot older than its
             trainer.save_checkpoint()        # last report, a resumed sweep): tell Tune again
         trainer.run(progress=False)
     except SystemExit:       # Tune stopped the trial (ASHA, or max_iters reached): not an error
         done = trainer is not None and trainer.iteration >= cfg.iters
-        tracker.finish("finished" if done else "stopped")
+        tracker.finish(FINISHED if done else STOPPED)
         raise
     except BaseException as e:
         tracker.fail(_reason(e), cfg.to_dict(), run_dir)
@@ -237,71 +204,61 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes, weight_files:
     finally:
         if gauges is not None:
             gauges.close()
-    tracker.finish("finished")
+    tracker.finish(FINISHED)
 
 
-def _origin(folder: Path) -> dict:
-    """Who reported a Tune checkpoint ({} for one written before origins were recorded)."""
-    try:
-        return json.loads((folder / ORIGIN_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+def _limit_resources(spec: TrialSpec) -> None:
+    torch.set_num_threads(max(1, spec.threads))
+    if 0 < spec.gpu_share < 1 and torch.cuda.is_available():
+        # Trials sharing a GPU: one that outgrows its share fails alone with "out of memory"
+        # instead of starving its neighbours (Ray's fractional GPUs do not limit memory).
+        torch.cuda.set_per_process_memory_fraction(spec.gpu_share)
 
 
-def _lineage(run_dir: Path) -> list[dict]:
-    try:
-        return json.loads((run_dir / LINEAGE_FILE).read_text())
-    except (OSError, ValueError):
-        return []
+def _open_run(spec: TrialSpec, trial_id: str, cfg: Config, config: dict):
+    """The trial's MLflow run (found again after a restart), tagged with where it runs."""
+    import ray
+    from ray import tune
+
+    from lmgan.sweep.tracking import TrialRun
+
+    # A tracking server that is down must not stall training in MLflow's own retry loop (minutes
+    # of back-off): calls fail fast, the outbox keeps what failed and sends it at the next report.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    number = re.fullmatch(r"t(\d+)", tune.get_context().get_trial_name() or "")   # the driver's trial_name
+    tracker = TrialRun(spec.tracking_uri, spec.experiment_id, spec.parent_run_id, spec.sweep,
+                       trial_id, cfg.to_dict(), spec.searched, index=int(number.group(1)) if number else None)
+    tracker.tag(NODE_ID, ray.get_runtime_context().get_node_id())
+    tracker.tag(PID, str(os.getpid()))      # which process to look at (or kill)
+    if is_baseline(config, spec.baseline):
+        tracker.tag(BASELINE, "true")
+    return tracker
 
 
-def _clone(origin: dict, run_dir: Path, iteration: int, config: dict, scheduled: list) -> dict:
-    """The exploit that handed this trial another trial's checkpoint (PBT). The trial's own
-    checkpoints past the clone's iteration are another lineage now and are removed."""
-    was = {}
-    try:
-        was = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        pass
-    own = {p: checkpoint.iteration_of(p) for p in checkpoint.all_checkpoints(checkpoint.ckpt_dir(run_dir))}
-    for p, it in own.items():
-        if it > iteration:
-            p.unlink(missing_ok=True)
-    keys = scheduled or sorted(config)
-    return {"iter": iteration, "at": max(own.values(), default=None), "from": origin["trial"],
-            "was": {k: was[k] for k in keys if k in was},
-            "donor": {k: origin.get("values", {}).get(k) for k in keys},
-            "new": {k: config[k] for k in keys if k in config}}
+def _restored(tracker, spec: TrialSpec, trial_id: str, run_dir: Path, config: dict):
+    """(the lmgan checkpoint Tune hands this trial or None, the PBT clone that handed it or None,
+    the number of clones in the trial's lineage now)."""
+    from ray import tune
 
-
-def _same_clone(a: dict, b: dict) -> bool:
-    """The same clone restarted (its process died before its first report)."""
-    return (a["from"], a["iter"], a["new"]) == (b["from"], b["iter"], b["new"])
-
-
-def _record_clone(tracker, run_dir: Path, lineage: list[dict], clone: dict) -> list[dict]:
-    """One exploit on the trial's MLflow run (a numbered tag, the lineage file) and in its folder."""
-    lineage = [*lineage, clone]
-    _write_lineage(tracker, run_dir, lineage)
-    tracker.tag(f"{EXPLOIT}{len(lineage):02d}", json.dumps(clone))
-    return lineage
-
-
-def _undo_clones(tracker, run_dir: Path, lineage: list[dict], kept: int) -> list[dict]:
-    """A trial restored from its own checkpoint (a resumed sweep whose last snapshot predates a
-    clone) continues the lineage that checkpoint had: later clones did not happen."""
-    if len(lineage) <= kept:
-        return lineage
-    for n in range(kept + 1, len(lineage) + 1):
-        tracker.delete_tag(f"{EXPLOIT}{n:02d}")
-    _write_lineage(tracker, run_dir, lineage[:kept])
-    return lineage[:kept]
-
-
-def _write_lineage(tracker, run_dir: Path, lineage: list[dict]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(run_dir / LINEAGE_FILE, json.dumps(lineage, indent=1))
-    tracker.artifact(run_dir / LINEAGE_FILE)
+    lineage = read_lineage(run_dir)
+    if (restored := tune.get_checkpoint()) is None:
+        return None, None, len(lineage)
+    with restored.as_directory() as d:
+        ckpt = checkpoint.load(Path(d) / CKPT_FILE)
+        origin = read_origin(Path(d))
+        if origin.get("trial") in (None, trial_id):   # its own: a restart, a resumed sweep
+            tracker.take_back(Path(d), run_dir / "unsent")   # (a donor's unsent are the donor's)
+            lineage = undo_after(tracker, run_dir, lineage, origin.get("clones", 0))
+            return ckpt, None, len(lineage)
+    clone = clone_of(origin, run_dir, ckpt["iteration"], config, spec.scheduled)
+    # The new lineage's values are logged again from the clone's iteration, its new schedule
+    # there first: recording the exploit sends the tag and the schedule in one flush.
+    tracker.rewind(clone.iter)
+    if spec.scheduled:
+        tracker.metrics({schedule_metric(k): config[k] for k in spec.scheduled}, clone.iter)
+    lineage = record_clone(tracker, run_dir, lineage, clone)
+    return ckpt, clone, len(lineage)
 
 
 def is_out_of_memory(e: BaseException) -> bool:

@@ -9,10 +9,40 @@ from pathlib import Path
 import numpy as np
 
 from lmgan import atomic
+from lmgan.errors import LmganError
 
 
 def write_history(path: Path, history: list[dict]) -> None:
+    """history.jsonl made whole from `history` (temporary, fsync, rename): once when a run opens
+    or resumes, so lines a killed process appended past its checkpoint are gone."""
     atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def append_history(path: Path, record: dict) -> None:
+    """One record appended to history.jsonl as one line, flushed: a log costs the same at the
+    50,000th iteration as at the first (rewriting the file at every log grew with the square of
+    the run's length). Not fsynced: the checkpoint holds the history durably, and a line torn by
+    a kill is skipped by `read_history` and dropped at the next open (`write_history`)."""
+    with atomic.naming_full_disk(path), open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_history(path: Path) -> list[dict]:
+    """The records of a history.jsonl. A last line without its newline that does not parse is
+    the torn append of a killed run: skipped. A bad line anywhere else is an error."""
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    records = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n == len(lines):           # no newline after it: the write was cut short
+                break
+            raise LmganError(f"{path}:{n}: not a JSON record") from None
+    return records
 
 
 def frame_grid(fake: np.ndarray, real: np.ndarray, columns: int = 8) -> np.ndarray:

@@ -76,6 +76,7 @@ class Trainer:
         self.state = self.model.initial_state(cfg.batch, self.device)
         self.iteration = 0
         self.history: list[dict] = []
+        self._history_file_whole = False     # history.jsonl holds self.history: appends may follow
         self._loss_sum = torch.zeros(len(LOSSES), device=self.device)
         self._loss_n = 0
         self._t_last = time.perf_counter()
@@ -131,6 +132,7 @@ class Trainer:
     def run(self, progress: bool = True) -> dict:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_history()
         bar = tqdm(total=cfg.iters, initial=self.iteration, disable=not progress, unit="it",
                    dynamic_ncols=True, desc=self.name)
         start_iter, t0 = self.iteration, time.perf_counter()
@@ -170,8 +172,7 @@ class Trainer:
                "it_per_s": self._loss_n / max(now - self._t_last, 1e-9)}
         self._loss_sum.zero_()
         self._loss_n, self._t_last = 0, now
-        self.history.append(rec)
-        artifacts.write_history(self.run_dir / "history.jsonl", self.history)
+        self._keep(rec)
         for cb in self.callbacks:
             cb.on_log(rec)
         if not all(math.isfinite(v) for v in values):
@@ -209,8 +210,7 @@ class Trainer:
                 writer.abort()
             raise
         rec = {"kind": "eval", "iter": self.iteration, **metrics}
-        self.history.append(rec)
-        artifacts.write_history(self.run_dir / "history.jsonl", self.history)
+        self._keep(rec)
         artifacts.plot_curves(self.run_dir / "losses.png", self.history, title=self.name)
         for cb in self.callbacks:
             cb.on_evaluated(rec)
@@ -266,6 +266,27 @@ class Trainer:
             torch.cuda.set_rng_state(ck["rng"]["cuda"], dev)
         self.iteration = ck["iteration"]
         self.history = list(ck["history"])
+        self._history_file_whole = False    # the file may hold a killed process's later lines
+
+    # ----------------------------------------------------------------------------- history.jsonl
+    def _write_history(self) -> None:
+        """Make history.jsonl exactly self.history (the checkpoint's, on a resume), once per
+        opening: after it each record is appended, not the whole file rewritten."""
+        if not self._history_file_whole:
+            artifacts.write_history(self.run_dir / "history.jsonl", self.history)
+            self._history_file_whole = True
+
+    def _keep(self, rec: dict) -> None:
+        """Add a log or evaluation record to the history and to history.jsonl."""
+        self.history.append(rec)
+        if not self._history_file_whole:     # evaluate() outside run(), or after a failed append
+            self._write_history()
+            return
+        try:
+            artifacts.append_history(self.run_dir / "history.jsonl", rec)
+        except BaseException:
+            self._history_file_whole = False   # a part-written line: the next write rewrites it whole
+            raise
 
     def save_checkpoint(self) -> Path:
         folder = checkpoint.ckpt_dir(self.run_dir)

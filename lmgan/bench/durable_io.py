@@ -1,4 +1,4 @@
-"""`python -m lmgan.bench_io`: what writing a checkpoint durably costs, per preset.
+"""`python -m lmgan.bench.durable_io`: what writing a checkpoint durably costs, per preset.
 
 For each preset it builds the run's real checkpoint (the Trainer's state_dict: G, both critics,
 both Adams with their moments, carried states, history; random weights, which weigh the same)
@@ -27,14 +27,14 @@ def checkpoint_payload(preset: str) -> tuple[dict, int]:
     """The state_dict a run of `preset` checkpoints, Adam moments included, and its parameter
     count. No step is taken (one step of the paper's model is minutes on a CPU): Adam's state is
     set as after its first step, the same tensors it holds at any later one."""
-    from lmgan.bench import _synthetic_data
+    from lmgan.bench.step import _synthetic_data
     from lmgan.config import apply_overrides, build_config, validate
     from lmgan.training.loop import Trainer
 
     cfg = build_config(preset)
     # The perceptual network and the evaluator's weights are not in a checkpoint.
     cfg = validate(apply_overrides(cfg, {"device": "cpu", "lambda_pl": 0.0, "eval_metrics": ["ssim"]},
-                                   "bench_io"))
+                                   "durable_io"))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, _synthetic_data(cfg), tmp)
         for opt in (trainer.opt_g, trainer.opt_d):
@@ -84,7 +84,7 @@ def measure(preset: str, folder: Path, repeats: int) -> dict:
 def main(argv=None) -> int:
     from lmgan.runs import runs_root
 
-    p = argparse.ArgumentParser(prog="python -m lmgan.bench_io", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m lmgan.bench.durable_io", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=["demo", "paper-128", "paper-256"],
                    help="presets whose checkpoints to write (default: the demo's and the paper's)")
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     root = Path(a.dir) if a.dir else runs_root()
     root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".bench_io-", dir=root))
+    scratch = Path(tempfile.mkdtemp(prefix=".durable_io-", dir=root))
     rows = []
     try:
         for preset in a.presets:

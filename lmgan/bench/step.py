@@ -1,4 +1,5 @@
-"""`python -m lmgan.bench`: training-step speed and peak memory of the full model.
+"""`python -m lmgan.bench` (or `python -m lmgan.bench.step`): training-step speed and peak memory
+of the full model.
 
 Full model at the authors' widths (channel_base 4096): MfS + SaC + acIN, DirConvGRU K=3, both
 critics with D_V's shuffled term, WGAN-GP, relu2_2 perceptual loss; L=32, B=1 unless overridden. Each size runs in its own process so peak memory is that size's alone. Where
@@ -337,7 +338,7 @@ def main(argv=None) -> int:
 
 def _run_one(a, size: int, copies: int, precision: str) -> list[dict]:
     """`copies` processes timing one size at once; each row or {"error": ...}."""
-    cmd = [sys.executable, "-m", "lmgan.bench", "--one", str(size), "--seq-len", str(a.seq_len),
+    cmd = [sys.executable, "-m", "lmgan.bench.step", "--one", str(size), "--seq-len", str(a.seq_len),
            "--batch", str(a.batch), "--seconds", str(a.seconds), "--device", a.device,
            "--channel-base", str(a.channel_base),
            "--precision", precision]

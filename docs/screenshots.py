@@ -1,9 +1,10 @@
 """Screenshots of what a user looks at after a sweep, taken with headless Chromium: MLflow's runs
 table (the sweep's saved view), its compare page, and the `lmgan report` page. Each page is
 written as `<name>.png` and as `<name>.html`, the DOM after the page's scripts ran, which is what
-tests/test_screenshots.py checks.
+tests/test_screenshots.py checks. Not the Grafana dashboard (dashboards/): that needs a running
+Grafana and Prometheus scraping a live Ray cluster, not just a sweep's MLflow store.
 
-    python dashboards/screenshots.py --experiment demo [--sweep NAME] [--runs-dir DIR] [--out DIR]
+    python docs/screenshots.py --experiment demo [--sweep NAME] [--runs-dir DIR] [--out DIR]
 
 It serves the runs folder's MLflow store with `mlflow server` on a free loopback port for as long
 as it takes. Needs a Chromium (`apt-get install chromium`, or $LMGAN_CHROMIUM=/path/to/chrome).
@@ -72,14 +73,15 @@ def serve(store_uri: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
 
 def take(experiment: str, sweep: str | None, runs: Path, out: Path, browser: str) -> list[Path]:
     from lmgan.sweep import report, tracking
+    from lmgan.sweep.report import queries
 
     out.mkdir(parents=True, exist_ok=True)
     uri = tracking.default_uri(runs)
     page = report.write_report(experiment, out / "report" / "report.html", uri, sweep, runs)
     c = tracking.client(uri)
-    exp = report._experiment(c, experiment)
-    parent = report._sweep_run(c, exp, sweep)
-    name = parent.data.tags.get(tracking.SWEEP) or parent.info.run_name
+    exp = queries.experiment(c, experiment)
+    parent = queries.sweep_run(c, exp, sweep)
+    name = queries.sweep_name(parent)
     trials = tracking.trial_runs(c, exp.experiment_id, parent.info.run_id)
     proc, base = serve(uri, runs / "mlartifacts")
     try:
@@ -97,7 +99,7 @@ def take(experiment: str, sweep: str | None, runs: Path, out: Path, browser: str
 def main(argv=None) -> int:
     from lmgan.runs import runs_root
 
-    p = argparse.ArgumentParser(prog="dashboards/screenshots.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="docs/screenshots.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", required=True, help="experiment or video name, as for lmgan report")
     p.add_argument("--sweep", help="sweep name (default: the latest)")
     p.add_argument("--runs-dir", help="runs folder (default: as lmgan's)")
