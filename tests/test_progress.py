@@ -51,3 +51,17 @@ def test_names_and_rungs():
     assert trial_name(trial("x", 7)) == "t07"
     assert asha_rungs(200, 1000) == [200, 600]
     assert asha_rungs(5, 30) == [5, 15]
+
+
+def test_a_pbt_exploit_is_said_with_its_values_before_and_after_and_a_trial_counts_its_last():
+    from lmgan.sweep.schema import EXPLOITED, Exploit
+    out = io.StringIO()
+    p = SweepProgress(plan(scheduler="pbt"), out)
+    a, b = trial("aaaa1111", 1), trial("bbbb2222", 2)
+    p.on_trial_result(0, [a, b], a, {"iter": 200, "it_per_s": 2.0, "motion_corr": 0.30})
+    e = Exploit(iter=200, from_trial="aaaa1111", at=200, was={"lr_g": 1e-4}, new={"lr_g": 1.2e-4})
+    p.on_trial_result(0, [a, b], b, {"iter": 200, "it_per_s": 2.0, "motion_corr": 0.1, EXPLOITED: e.to_json()})
+    p.on_trial_result(0, [a, b], a, {"iter": 400, "it_per_s": 2.0, "motion_corr": 0.20})
+    lines = out.getvalue().splitlines()
+    assert "t02 bbbb2222 continues from t01 aaaa1111's checkpoint of iteration 200 (PBT): lr_g 1e-4 → 1.2e-4" in lines
+    assert "motion_corr 0.2 (its last 0.2; sweep 0.2)" in lines[-2]      # PBT judges a trial by its last

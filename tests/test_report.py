@@ -124,12 +124,12 @@ def test_report_of_a_pbt_sweep(modes_store, tmp_path):
     lanes = {tr["y"][0]: tr["x"] for tr in data if tr.get("mode") == "lines"}
     assert lanes == {t: [0, 400] for t in PBT}
     assert layout["yaxis"]["categoryarray"] == ["t04", "t03", "t02", "t01"]
-    words = ["t03 cloned t01 at iteration 200: lr_g 1.0e-4 → 1.2e-4, lr_d 2.0e-4 → 1.6e-4",
-             "t04 cloned t02 at iteration 300: lr_g 3.0e-4 → 2.4e-4, lr_d 1.0e-4 → 8.0e-5"]
+    words = ["t03 cloned t01 at iteration 200: lr_g 1e-4 → 1.2e-4, lr_d 2e-4 → 1.6e-4",
+             "t04 cloned t02 at iteration 300: lr_g 3e-4 → 2.4e-4, lr_d 1e-4 → 8e-5"]
     arrows = next(tr for tr in data if tr.get("name") == "exploit")
     assert arrows["x"] == [200, 200, None, 300, 300, None]
     assert arrows["y"] == ["t01", "t03", None, "t02", "t04", None]
-    assert arrows["text"][1] == words[0] + "<br>its own values before: lr_g 5.0e-5, lr_d 1.0e-4"
+    assert arrows["text"][1] == words[0] + "<br>its own values before: lr_g 5e-5, lr_d 1e-4"
     assert arrows["text"][4].startswith(words[1])
     assert json.dumps(words[0])[1:-1] in lineage          # as plotly writes it into the page
     table = lineage.split('<details id="exploits">', 1)[1]
@@ -242,12 +242,12 @@ def test_exploits_in_words_and_schedules_by_step():
     from lmgan.sweep.report.queries import by_step
     from lmgan.sweep.schema import Exploit, exploits_from_tags
     assert [short(v) for v in (1e-4, 1.23e-4, 0.5, 2e-3, 32, True, "convgru", 12345.0)] == \
-        ["1.0e-4", "1.2e-4", "0.5", "0.002", "32", "True", "convgru", "1.2e4"]
+        ["1e-4", "1.2e-4", "0.5", "2e-3", "32", "on", "convgru", "1.2e4"]       # as in the run names
     e = exploit_row("t2", Exploit.from_dict({"iter": 40, "at": 60, "from": "t1", "was": {"lr_g": 1e-4},
                                              "donor": {"lr_g": 2e-4, "rnn": "gru", "bs": None},
                                              "new": {"lr_g": 1.6e-4, "rnn": "gru", "bs": 8}}))
-    assert e.text == "t2 cloned t1 at iteration 40 (it was at iteration 60): lr_g 2.0e-4 → 1.6e-4, rnn gru → gru, bs 8"
-    assert (e.trial, e.donor, e.iteration, e.was) == ("t2", "t1", "40", "lr_g 1.0e-4")
+    assert e.text == "t2 cloned t1 at iteration 40 (it was at iteration 60): lr_g 2e-4 → 1.6e-4, rnn gru → gru, bs 8"
+    assert (e.trial, e.donor, e.iteration, e.was) == ("t2", "t1", "40", "lr_g 1e-4")
     tags = {"lmgan.exploit.02": json.dumps({"iter": 9, "from": "x"}), "lmgan.exploit.01": json.dumps({"iter": 5, "from": "y"}),
             "lmgan.exploit.03": "not json", "lmgan.exploit.04": json.dumps({"iter": 5, "from": ["z"]}),
             "lmgan.status": "finished"}

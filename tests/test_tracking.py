@@ -213,7 +213,7 @@ def test_pbt_clones_are_recorded_and_a_resumed_sweep_undoes_the_ones_it_did_not_
     for it in (5, 10):                                   # its own checkpoints; 10 is past the clone
         (run_dir / "checkpoints" / f"ckpt_{it:07d}.pt").write_bytes(b"x")
     donor = {"trial": "t_b", "values": {"lr_g": 2e-4}}
-    clone = lineages.clone_of(donor, run_dir, 5, {"lr_g": 2.4e-4}, ["lr_g"])
+    clone = lineages.exploit_of(donor, run_dir, 5, {"lr_g": 2.4e-4}, ["lr_g"])
     assert clone.to_dict() == {"iter": 5, "at": 10, "from": "t_b", "was": {"lr_g": 1e-4}, "donor": {"lr_g": 2e-4},
                                "new": {"lr_g": 2.4e-4}}
     assert [p.name for p in sorted((run_dir / "checkpoints").iterdir())] == ["ckpt_0000005.pt"]

@@ -38,7 +38,7 @@ def read_lineage(run_dir: Path) -> list[Exploit]:
         return []
 
 
-def clone_of(origin: dict, run_dir: Path, iteration: int, config: dict, scheduled: list) -> Exploit:
+def exploit_of(origin: dict, run_dir: Path, iteration: int, config: dict, scheduled: list) -> Exploit:
     """The exploit that handed this trial another trial's checkpoint of `iteration`. The trial's
     own checkpoints past that iteration belong to a lineage that ended and are removed."""
     was = {}
@@ -57,14 +57,14 @@ def clone_of(origin: dict, run_dir: Path, iteration: int, config: dict, schedule
                    new={k: config[k] for k in keys if k in config})
 
 
-def record(tracker, run_dir: Path, lineage: list[Exploit], clone: Exploit) -> list[Exploit]:
+def record(tracker, run_dir: Path, lineage: list[Exploit], exploit: Exploit) -> list[Exploit]:
     """One more exploit, on the trial's MLflow run (a numbered tag, the lineage file) and in its
     folder; the same clone restarted before its first report is recorded once."""
-    if lineage and lineage[-1].same_clone(clone):
+    if lineage and lineage[-1].same_clone(exploit):
         return lineage
-    lineage = [*lineage, clone]
+    lineage = [*lineage, exploit]
     _write(tracker, run_dir, lineage)
-    tracker.tag(exploit_tag(len(lineage)), clone.to_json())
+    tracker.tag(exploit_tag(len(lineage)), exploit.to_json())
     return lineage
 
 

@@ -20,15 +20,12 @@ from ray.tune import Callback
 from lmgan.errors import first_line
 from lmgan.sweep import outcome
 from lmgan.sweep.plan import is_baseline
-from lmgan.sweep.schema import CLONED, ERRORED, FINISHED, IT_PER_S, ITER, STOPPED, Exploit
+from lmgan.sweep.tracking import short
+from lmgan.sweep.schema import EXPLOITED, ERRORED, FINISHED, IT_PER_S, ITER, STOPPED, Exploit
 
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5940 else f"{seconds / 3600:.1f} h"
-
-
-def _g(v) -> str:
-    return "?" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def trial_name(trial) -> str:
@@ -71,8 +68,8 @@ class SweepProgress(Callback):
         if tid not in self.names:
             self.names[tid] = self._named(trial)
         it = int(result.get(ITER, 0))
-        if clone := result.get(CLONED):
-            self._say(self.clone_line(tid, Exploit.from_json(clone)))
+        if exploit := result.get(EXPLOITED):
+            self._say(self.exploit_line(tid, Exploit.from_json(exploit)))
         elif it == self.reached.get(tid):   # a paused trial at its end, resumed to say it again
             return
         self.reached[tid] = it
@@ -136,11 +133,12 @@ class SweepProgress(Callback):
         eta = f", ≤ {_minutes(remaining * elapsed / done)} left" if done else ""
         return f"sweep {self.plan.name}: {', '.join(parts)} of {self.plan.trials}; {_minutes(elapsed)} elapsed{eta}"
 
-    def clone_line(self, tid: str, clone: Exploit) -> str:
+    def exploit_line(self, tid: str, exploit: Exploit) -> str:
         """A PBT exploit: whose checkpoint the trial continues from, and its values before → after."""
-        changes = ", ".join(f"{k} {_g(clone.was.get(k))} → {_g(v)}" for k, v in clone.new.items())
-        return (f"{self._name(tid)} continues from {self._name(clone.from_trial)}'s checkpoint of iteration "
-                f"{clone.iter} (PBT): {changes}")
+        changes = ", ".join(f"{k} {'?' if exploit.was.get(k) is None else short(exploit.was[k])} → {short(v)}"
+                            for k, v in exploit.new.items())
+        return (f"{self._name(tid)} continues from {self._name(exploit.from_trial)}'s checkpoint of iteration "
+                f"{exploit.iter} (PBT): {changes}")
 
     def _sweep_best(self) -> float:
         values = list(self.best.values())

@@ -42,7 +42,7 @@ def end_status(status: str) -> str:
 ABBREV = {"vp_kernel": "K", "rnn_layers": "L_R"}   # short names of searched keys in run names
 
 
-def _short(v) -> str:
+def short(v) -> str:
     """A searched value for a run name: numbers with 2 significant digits (1.2e-4, 0.5, 7)."""
     if isinstance(v, str):
         low = v.strip().lower()
@@ -65,7 +65,7 @@ def _short(v) -> str:
             return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
         return f"{v:.2g}"
     if isinstance(v, (list, tuple)):
-        return ",".join(map(_short, v))
+        return ",".join(map(short, v))
     return "null" if v is None else str(v)
 
 
@@ -74,7 +74,7 @@ def trial_run_name(index: int, values: dict, searched: list[str], status: str | 
     """`t03 lr_g=1.2e-4 K=7`: the trial's number in its sweep and its searched values, and how it
     ended if not by finishing (`stopped@15`, `errored`, `lost`)."""
     parts = [f"t{index:02d}"]
-    parts += [f"{ABBREV.get(k, k)}={_short(values[k])}" for k in searched if k in values]
+    parts += [f"{ABBREV.get(k, k)}={short(values[k])}" for k in searched if k in values]
     if status == "stopped":
         parts.append("stopped" if iteration is None else f"stopped@{iteration}")
     elif status in (ERRORED, LOST):

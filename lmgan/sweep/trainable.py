@@ -27,11 +27,11 @@ from lmgan.training import checkpoint
 from lmgan.training.events import Samples, TrainingEvents
 from lmgan.training.loop import LOSSES
 from lmgan.training.run import open_run
-from lmgan.sweep.lineage import clone_of, read_lineage, read_origin, undo_after, write_origin
-from lmgan.sweep.lineage import record as record_clone
+from lmgan.sweep.lineage import exploit_of, read_lineage, read_origin, undo_after, write_origin
+from lmgan.sweep.lineage import record as record_exploit
 from lmgan.sweep.outbox import link_or_copy
 from lmgan.sweep.plan import is_baseline
-from lmgan.sweep.schema import (BASELINE, CKPT_FILE, CLONED, FAILED_SENDS, FINISHED, IT_PER_S, ITER, NODE_ID, PID,
+from lmgan.sweep.schema import (BASELINE, CKPT_FILE, EXPLOITED, FAILED_SENDS, FINISHED, IT_PER_S, ITER, NODE_ID, PID,
                                 RESTORED_FROM, STOPPED, Exploit, schedule_metric, time_metric)
 from lmgan.sweep.tracking import final_wait_s
 from lmgan.weights import cache_dir
@@ -89,11 +89,11 @@ class TuneEvents(TrainingEvents):
     + gauges; samples → MLflow artifacts; checkpoints → tune.report(metrics, checkpoint)."""
 
     def __init__(self, tracker, gauges, run_dir: Path, final_iter: int, setup_s: float = 0.0,
-                 last_eval: dict | None = None, origin: dict | None = None, clone: Exploit | None = None):
+                 last_eval: dict | None = None, origin: dict | None = None, exploit: Exploit | None = None):
         self.tracker, self.gauges, self.run_dir = tracker, gauges, run_dir
         self.final_iter = final_iter
         self.origin = origin or {}       # this trial and its values, written beside each checkpoint
-        self.clone = clone               # said once, in the first report after a PBT clone
+        self.exploit = exploit           # said once, in the first report after a PBT clone
         self.last_eval: dict = last_eval or {}
         self.it_per_s = 0.0
         # Where a trial's time goes (lmgan.bench.sweep_overhead prints it): the adapter's own cost is
@@ -146,8 +146,8 @@ class TuneEvents(TrainingEvents):
     def report(self, iteration: int, ckpt: Path) -> None:
         from ray import tune
         metrics = {ITER: iteration, IT_PER_S: self.it_per_s, **self.last_eval}
-        if self.clone:
-            metrics[CLONED], self.clone = self.clone.to_json(), None
+        if self.exploit:
+            metrics[EXPLOITED], self.exploit = self.exploit.to_json(), None
         with tempfile.TemporaryDirectory(dir=self.run_dir) as d:
             link_or_copy(ckpt, Path(d) / CKPT_FILE)
             write_origin(Path(d), {**self.origin, "iter": iteration})
@@ -173,7 +173,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes, weight_files:
     tracker = _open_run(spec, trial_id, cfg, config)
     trainer = gauges = None
     try:     # building the networks is where a too-big configuration usually runs out of memory
-        restore, clone, clones = _restored(tracker, spec, trial_id, run_dir, config)
+        restore, exploit, clones = _restored(tracker, spec, trial_id, run_dir, config)
         source = materialise_source(spec, video_bytes)
         with weights.given_only(receive(weight_files or {})):     # before any network is built
             trainer = open_run(run_dir, cfg, source, label=spec.video, restore=restore,
@@ -181,7 +181,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes, weight_files:
         tracker.artifact(run_dir / "config.yaml")
         if restore is not None:
             tracker.tag(RESTORED_FROM, str(trainer.iteration))   # a restart continues there
-        if spec.scheduled and clone is None:     # where its schedule starts (a clone's: `_restored`)
+        if spec.scheduled and exploit is None:     # where its schedule starts (a clone's: `_restored`)
             tracker.metrics({schedule_metric(k): config[k] for k in spec.scheduled}, trainer.iteration)
         gauges = TrialGauges(spec.sweep, trial_id)     # re-sends its values until closed
         trainer.callbacks.append(TuneEvents(tracker, gauges, run_dir, cfg.iters,
@@ -190,7 +190,7 @@ def train_trial(config: dict, spec: TrialSpec, video_bytes: bytes, weight_files:
                                             origin={"trial": trial_id, "values": dict(config),
                                                     "schedule": {k: config[k] for k in spec.scheduled},
                                                     "clones": clones},
-                                            clone=clone))
+                                            exploit=exploit))
         if trainer.iteration >= cfg.iters:   # restored at its end (from a snapshot older than its
             trainer.save_checkpoint()        # last report, a resumed sweep): tell Tune again
         trainer.run(progress=False)
@@ -251,14 +251,14 @@ def _restored(tracker, spec: TrialSpec, trial_id: str, run_dir: Path, config: di
             tracker.take_back(Path(d), run_dir / "unsent")   # (a donor's unsent are the donor's)
             lineage = undo_after(tracker, run_dir, lineage, origin.get("clones", 0))
             return ckpt, None, len(lineage)
-    clone = clone_of(origin, run_dir, ckpt["iteration"], config, spec.scheduled)
+    exploit = exploit_of(origin, run_dir, ckpt["iteration"], config, spec.scheduled)
     # The new lineage's values are logged again from the clone's iteration, its new schedule
     # there first: recording the exploit sends the tag and the schedule in one flush.
-    tracker.rewind(clone.iter)
+    tracker.rewind(exploit.iter)
     if spec.scheduled:
-        tracker.metrics({schedule_metric(k): config[k] for k in spec.scheduled}, clone.iter)
-    lineage = record_clone(tracker, run_dir, lineage, clone)
-    return ckpt, clone, len(lineage)
+        tracker.metrics({schedule_metric(k): config[k] for k in spec.scheduled}, exploit.iter)
+    lineage = record_exploit(tracker, run_dir, lineage, exploit)
+    return ckpt, exploit, len(lineage)
 
 
 def is_out_of_memory(e: BaseException) -> bool:

@@ -27,6 +27,7 @@ from lmgan.sweep.outcome import SweepOutcome
 from lmgan.sweep.report import charts, study
 from lmgan.sweep.report.queries import Trial, log
 from lmgan.sweep.schema import Exploit, Objectives
+from lmgan.sweep.tracking import short    # the run names' formatter: one way to write a value
 
 TEMPLATE = "report.html"      # in lmgan/sweep/report/templates/
 VIDEO_WIDTH = 640             # CSS px the best trial's video is shown at, about (integer upscaling)
@@ -207,16 +208,6 @@ def _mean_std(m, s) -> str:
         return str(m)
     d = _decimals(m)
     return f"{m:.{d}f}" + (f" ± {s:.{d}f}" if isinstance(s, (int, float)) and math.isfinite(s) else "")
-
-
-def short(v) -> str:
-    """A scheduled value as a person reads it: 1.2e-4, 0.5, 32, convgru."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    if isinstance(v, float) and v and math.isfinite(v) and not 1e-3 <= abs(v) < 1e4:
-        mantissa, exponent = f"{v:.1e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
-    return num(v)
 
 
 def plural(n: int, word: str) -> str:
