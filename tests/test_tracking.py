@@ -83,7 +83,7 @@ def test_an_errored_trial_keeps_its_reason_and_config_through_an_outage(tmp_path
         failing = threading.Thread(target=tr.fail, args=("ValueError: boom", {"lr_g": 1e-30}, tmp_path / "run"))
         failing.start()
         time.sleep(5)
-        assert failing.is_alive() and tr.pending_tags and tr.failed_sends >= 1, \
+        assert failing.is_alive() and tr.outbox.tags and tr.failed_sends >= 1, \
             "fail() must wait for the server, holding the reason"
         os.killpg(server.pid, signal.SIGCONT)
         failing.join(150)
