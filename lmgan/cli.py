@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from lmgan.arguments import OneLineParser
-from lmgan.errors import LmganError, os_error_line
+from lmgan.errors import LmganError, os_error_line, run_command
 from lmgan.runs import find_run_path, runs_root
 
 DESCRIPTION = """\
@@ -275,18 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def body() -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except LmganError as e:
-        print(f"lmgan: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("lmgan: interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:   # a folder that cannot be written, a full disk: the path and why
-        print(f"lmgan: error: {os_error_line(e)}", file=sys.stderr)
-        return 2
+    return run_command("lmgan", body)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""The one exception type a user sees: a one-line message, exit code 2, no traceback."""
+"""The one exception type a user sees: a one-line message, exit code 2, no traceback; and how
+every lmgan command ends on it, on Ctrl-C and on an OSError (`run_command`)."""
+
+import sys
+from typing import Callable
 
 
 class LmganError(Exception):
@@ -20,3 +24,20 @@ def os_error_line(e: OSError) -> str:
     after "lmgan: error: "; a sweep trial records it as its MLflow error (lmgan.error)."""
     where = f"{e.filename}: " if getattr(e, "filename", None) else ""
     return f"{where}{(e.strerror or first_line(e)).lower()}"
+
+
+def run_command(prog: str, body: Callable[[], int], interrupted: str = "interrupted") -> int:
+    """Run a command's body and end it the lmgan way: an LmganError or an OSError (a folder that
+    cannot be written, a full disk: the path and why) as one line `PROG: error: ...` and its exit
+    code, Ctrl-C as `PROG: <interrupted>` and 130. `lmgan` and the sweep's own entry points share it."""
+    try:
+        return body()
+    except LmganError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
+        return 2

@@ -107,9 +107,9 @@ MUTATIONS = [
     # Command-line errors.
     m("demo-seconds-zero", "lmgan/cli.py", "if args.seconds <= 0:", "if args.seconds < 0:",
       "tests/test_errors.py", "-k", "demo_video"),
-    m("oserror-traceback", "lmgan/cli.py", "    except OSError as e:   # a folder", "    except LookupError as e:   # a folder",
+    m("oserror-traceback", "lmgan/errors.py", "    except OSError as e:\n", "    except LookupError as e:\n",
       "tests/test_errors.py", "-k", "unwritable"),
-    m("report-error-exit-0", "lmgan/cli.py", "        return e.exit_code\n", "        return 0\n",
+    m("report-error-exit-0", "lmgan/errors.py", "        return e.exit_code\n", "        return 0\n",
       "tests/test_report.py"),
     # MLflow bookkeeping.
     m("fail-drops-reason", "lmgan/sweep/tracking.py", "self.outbox.tag(ERROR, reason)", "pass",

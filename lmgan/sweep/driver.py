@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from lmgan.config import config_notes
-from lmgan.errors import LmganError, first_line
+from lmgan.errors import LmganError, first_line, run_command
 from lmgan.runs import runs_root
 from lmgan.sweep.arguments import build_parser
 from lmgan.sweep.plan import STATE, SweepPlan, known_sweeps, make_plan, resumed_plan, save_state
@@ -209,12 +209,5 @@ def _check_name(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return run(args)
-    except LmganError as e:
-        print(f"sweep: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("sweep: interrupted before the sweep started; nothing to resume", file=sys.stderr)
-        return 130
+    return run_command("sweep", lambda: run(build_parser().parse_args(argv)),
+                       interrupted="interrupted before the sweep started; nothing to resume")

@@ -79,9 +79,10 @@ def finish_sweep(results, plan: SweepPlan, session, wall_s: float) -> int:
     out = outcome.decide(trials, plan.goals, interrupted)
     names, view = record.name_runs(c, plan, session, out.ranked)
     columns = _columns(plan, out)
-    record.record_sweep(c, plan, session, out, _markdown(out.ranked, columns), _markdown(out.ranked, columns, names),
+    table = _markdown(out.ranked, columns)
+    record.record_sweep(c, plan, session, out, table, _markdown(out.ranked, columns, names),
                         _csv(out.ranked, plan), wall_s)
-    for line in summary_lines(plan, out, names, columns, wall_s):
+    for line in summary_lines(plan, out, names, table, wall_s):
         print(line)
     for line in ui_lines(uri, session.experiment_id, view, [t.run_id for t in out.ranked if t.run_id]):
         print(line)
@@ -95,11 +96,11 @@ def finish_sweep(results, plan: SweepPlan, session, wall_s: float) -> int:
 
 
 # ----------------------------------------------------------------------------- what it prints
-def summary_lines(plan: SweepPlan, out: SweepOutcome, names: dict, columns: list, wall_s: float) -> list[str]:
+def summary_lines(plan: SweepPlan, out: SweepOutcome, names: dict, table: str, wall_s: float) -> list[str]:
     """The table, the counts, the best trial or the Pareto front, and the baseline."""
     objective, goals = plan.objective, [n for n, _ in plan.goals]
     counts = {s: out.count(s) for s in (FINISHED, STOPPED, ERRORED, INTERRUPTED)}
-    lines = [_markdown(out.ranked, columns), "",
+    lines = [table, "",
              f"sweep {plan.name}: {len(out.ranked)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}) "
              f"in {wall_s / 60:.1f} min"]
 
