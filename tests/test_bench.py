@@ -138,3 +138,37 @@ def test_the_schedulers_benchmark_runs_both_sweeps_and_prints_the_table(ray_clus
     assert [line.split(" | ")[1] for line in rows] == ["asha", "pbt"], out.stdout
     assert "| asha | " in out.stdout and "| pbt | " in out.stdout
     assert out.stderr.count("compare: ") == 2 and "--eval-every 2 --grace-iters 2" in out.stderr
+
+
+# ------------------------------------------------------------------------------ time to listen
+def test_the_time_to_listen_benchmark_prints_a_line_per_target(demo_clip, capsys):
+    """`python -m lmgan.bench.listen`, tiny and in this process: every target gets its line, an
+    iteration where it was reached, else the best value seen; --compare adds a second run."""
+    from lmgan.bench.listen import TARGETS, main
+    assert main(["--video", str(demo_clip), "--preset", "tiny", "--iters", "4", "--every", "2",
+                 "--compare", "lambda_dv=0.5"]) == 0
+    out = capsys.readouterr()
+    blocks = out.out.split("tiny lambda_dv=0.5")
+    assert len(blocks) == 2 and blocks[0].startswith("tiny (")
+    for block in blocks:
+        for name, *_ in TARGETS:
+            assert name in block
+    assert out.err.count(" it ") == 4            # a progress line per reading, two readings a run
+
+
+def test_the_time_to_listen_benchmark_prints_json(demo_clip, capsys):
+    from lmgan.bench.listen import TARGETS, main
+    assert main(["--video", str(demo_clip), "--preset", "tiny", "--iters", "2", "--every", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["targets"]) == {name for name, *_ in TARGETS}
+    assert [c["iteration"] for c in result["curve"]] == [2]
+
+
+# ------------------------------------------------------------------------------ a preset's step
+def test_the_preset_step_benchmark_prints_a_row_per_variant_and_thread_count(demo_clip, capsys):
+    from lmgan.bench.preset_step import main
+    assert main(["--video", str(demo_clip), "--preset", "tiny", "--compare", "vp=none", "--threads", "1", "2",
+                 "--rounds", "1", "--steps", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny") or line.startswith("| vp")]
+    assert [tuple(c.strip() for c in r.strip("|").split("|")[:2]) for r in rows] == [
+        ("tiny", "1"), ("tiny", "2"), ("vp=none", "1"), ("vp=none", "2")]

@@ -182,17 +182,17 @@ def test_asha_judges_each_trial_at_the_documented_rungs_on_its_evaluations(place
     """docs/sweeps.md: ASHA with time_attr = iteration and reduction factor 3, judging on the
     objective at every evaluation; a trial runs --max-iters and is first judged after
     --grace-iters (default: 5 evaluations), then at grace·3^k below the end: the demo's sweep
-    (grace 200, max 1000, every 100) is judged at 200 and 600. Every rung falls on an evaluation
+    (grace 200, max 900, every 100) is judged at 200 and 600. Every rung falls on an evaluation
     (a trial reports only then), and every trial's config trains, evaluates and checkpoints on
     that schedule."""
     places.data.mkdir()
     (places.data / "demo.mp4").write_bytes(sweep_clip.read_bytes())
     p, asha, rungs = _asha(["--video", "demo"])
-    assert (p.max_iters, p.grace_iters, p.eval_every, p.objective, p.mode) == (1000, 200, 100, "motion_corr", "max")
-    assert (asha._time_attr, asha._metric, asha._mode, asha._max_t) == ("iter", "motion_corr", "max", 1000)
-    assert asha._reduction_factor == 3 and rungs == [200, 600] == est.asha_iterations(1000, 200)[1]
+    assert (p.max_iters, p.grace_iters, p.eval_every, p.objective, p.mode) == (900, 200, 100, "motion_corr", "max")
+    assert (asha._time_attr, asha._metric, asha._mode, asha._max_t) == ("iter", "motion_corr", "max", 900)
+    assert asha._reduction_factor == 3 and rungs == [200, 600] == est.asha_iterations(900, 200)[1]
     cfg = p.config
-    assert (cfg.iters, cfg.eval_every, cfg.ckpt_every) == (1000, 100, 100)
+    assert (cfg.iters, cfg.eval_every, cfg.ckpt_every) == (900, 100, 100)
     assert all(r % cfg.eval_every == 0 for r in rungs)
 
     p, asha, rungs = _asha(["--video", str(sweep_clip), "--preset", "tiny", "--objective", "fvd",

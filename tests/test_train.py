@@ -2,6 +2,7 @@
 
 import av
 import pytest
+import numpy as np
 import torch
 
 from support import train_cli
@@ -32,8 +33,22 @@ def test_twenty_steps_write_checkpoint_sample_and_curves(tiny_run):
         v = c.streams.video[0]
         assert kinds == ["audio", "video"] and (v.width, v.height) == (64, 32)   # generated | real
         assert c.streams.audio[0].codec_context.name == "aac"
-    assert (tiny_run / "samples" / "iter_0000020.png").is_file()
+    from PIL import Image
+    grid = Image.open(tiny_run / "samples" / "iter_0000020.png")
+    assert grid.size == (16 * 32, 4 * 32 + 4)    # 16 held-out frames: spread, then consecutive
     assert (tiny_run / "samples" / "iter_0000020-motion.png").stat().st_size > 0
+
+
+def test_the_sample_grid_shows_spread_then_consecutive_frames():
+    from lmgan.training.artifacts import sample_grid
+    n, s = 240, 4
+    fake = np.arange(n, dtype=np.uint8)[:, None, None, None].repeat(s, 1).repeat(s, 2).repeat(3, 3)
+    grid = sample_grid(fake, 255 - fake, columns=16)
+    assert grid.shape == (4 * s + 4, 16 * s, 3)
+    spread, consecutive = grid[0, ::s, 0], grid[2 * s + 4, ::s, 0]
+    assert spread[0] == 0 and spread[-1] == n - 1 and (np.diff(spread.astype(int)) > 10).all()
+    assert list(consecutive) == list(range(112, 128))           # the middle 16, in order
+    assert (grid[3 * s + 4, ::s, 0] == 255 - consecutive).all()  # real below generated
 
 
 def test_streams_restart_from_zero_states_every_k_windows():

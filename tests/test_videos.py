@@ -21,7 +21,7 @@ FIVE = ["cello", "demo", "drums", "quintet", "talking-head"]
 # The authors' boxes (docs/sweeps.md, named videos) as lmgan crops, with the frame size each was made for.
 BOXES = {"cello": ([650, 400, 600, 600], (1920, 1080)), "quintet": ([290, 0, 720, 720], (1280, 720)),
          "drums": ([30, 0, 720, 720], (1280, 720)), "talking-head": ([500, 0, 1080, 1080], (1920, 1080))}
-DEMO_SWEEP = {"objective": "motion_corr", "trials": 4, "max_iters": 1000, "grace_iters": 200,
+DEMO_SWEEP = {"objective": "motion_corr", "trials": 4, "max_iters": 900, "grace_iters": 200,
               "eval_every": 100, "space": "sweeps/spaces/demo.yaml"}
 
 

@@ -31,11 +31,11 @@ CELLS = ("h+", "h-", "v+", "v-", "c")
 class VideoPrediction(nn.Module):
     """x [B, T, C, N, N] + state → (out_t = a_t ⊙ x_t + (1 - a_t) ⊙ x'_t, new_state).
 
-    How it runs: a - cell is its + cell mirrored, so it is run
-    as the + cell on mirrored input and mirrored state. Each axis' pair is then one dense,
-    masked K×K convolution over a doubled batch: no grouped convolution (oneDNN's backward of
-    one is slow). The kernel is not cropped to its non-zero half: oneDNN has no fast path for
-    K×(K//2+1) kernels, and the cropped form ran slower. The input gates of the whole window
+    How it runs: a - cell is its + cell mirrored, so it is run as the + cell on mirrored input
+    and mirrored state. Each axis' pair is then one masked convolution over a doubled batch: no
+    grouped convolution (oneDNN's backward of one is slow). In the pair's own frame (_to_own)
+    its kernel loses its zero rows, (K//2+1)×K, oneDNN's fast path (cropped to K×(K//2+1)
+    columns it ran slower than the full kernel). The input gates of the whole window
     are three such convolutions (h pair, v pair, centred), the loop over T does three small
     ones for the hidden gates, and one 1×1 convolution reads all frames out. (One grouped
     convolution for all five cells per step was measured slower on the CPU and dropped.)
@@ -144,7 +144,7 @@ class VideoPrediction(nn.Module):
         for i in range(t):
             for j, (_, wh, bh, pad, _) in enumerate(groups):
                 gh = F.conv2d(F.pad(hs[j], pad), wh, bh)
-                hs[j] = _gru_update(steps[j][i].chunk(3, 1), gh.chunk(3, 1), hs[j])
+                hs[j] = _gru_update(steps[j][i], gh, hs[j])
                 outs[j].append(hs[j])
 
         # Back to the image frame, cells in CELLS order, for the read-out and the carried state.
@@ -188,11 +188,12 @@ def _own_kernel(w: Tensor, axis: str, ctr: int) -> Tensor:
     return w[..., :, : ctr + 1].transpose(-1, -2) if axis == "h" else w[..., : ctr + 1, :]
 
 
-def _gru_update(x_gates, h_gates, h: Tensor) -> Tensor:
-    """PyTorch's GRU cell from its input and hidden pre-activations (r, z, n):
-    (1 - z) ⊙ tanh(x_n + r ⊙ h_n) + z ⊙ h, written with one op fewer."""
-    (xr, xz, xn), (hr, hz, hn) = x_gates, h_gates
-    r = torch.sigmoid(xr + hr)
-    z = torch.sigmoid(xz + hz)
-    cand = torch.tanh(xn + r * hn)
-    return cand + z * (h - cand)
+def _gru_update(x_gates: Tensor, h_gates: Tensor, h: Tensor) -> Tensor:
+    """PyTorch's GRU cell from its input and hidden pre-activations, each [N, 3P, ...] as
+    (r, z, n): (1 - z) ⊙ tanh(x_n + r ⊙ h_n) + z ⊙ h. Five ops (r and z through one sigmoid,
+    addcmul, lerp) where the formula reads ten: the recurrence is small ops run T times."""
+    p = h.shape[1]
+    rz = torch.sigmoid(x_gates[:, : 2 * p] + h_gates[:, : 2 * p])
+    cand = torch.tanh(torch.addcmul(x_gates[:, 2 * p:], rz[:, :p], h_gates[:, 2 * p:]))
+    dt = torch.promote_types(cand.dtype, h.dtype)   # under bf16 autocast the state stays fp32
+    return torch.lerp(cand.to(dt), h.to(dt), rz[:, p:].to(dt))

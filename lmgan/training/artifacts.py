@@ -51,6 +51,20 @@ def frame_grid(fake: np.ndarray, real: np.ndarray, columns: int = 8) -> np.ndarr
     return np.concatenate([np.concatenate(list(fake[idx]), 1), np.concatenate(list(real[idx]), 1)], 0)
 
 
+def sample_grid(fake: np.ndarray, real: np.ndarray, columns: int = 16, gap: int = 4) -> np.ndarray:
+    """The sample PNG: `columns` evenly spaced frames (each colour and place the part goes
+    through), then `columns` consecutive ones from its middle (what changes from frame to frame:
+    a flash that lasts a few frames is in them), each block generated above real, a light gap
+    between the blocks. uint8 [4S + gap, cS, 3]."""
+    n = min(columns, len(fake))
+    start = max(0, (len(fake) - n) // 2)
+    run = slice(start, start + n)
+    spaced = frame_grid(fake, real, n)
+    consecutive = np.concatenate([np.concatenate(list(fake[run]), 1), np.concatenate(list(real[run]), 1)], 0)
+    line = np.full((gap, spaced.shape[1], 3), 255, np.uint8)
+    return np.concatenate([spaced, line, consecutive], 0)
+
+
 def save_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
     with atomic.replacing(path) as tmp:
@@ -89,7 +103,7 @@ def plot_motion(path: Path, fake: np.ndarray, real: np.ndarray, fps: float, titl
     bottom.set(xlabel="held-out time (s)", ylabel="motion (grey levels / frame)",
                title=f"per-frame motion; motion_corr {corr:.2f}")
     bottom.legend(fontsize=8, loc="upper right")
-    _save(fig, path, title)
+    save_figure(fig, path, title)
 
 
 def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
@@ -125,10 +139,10 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
                 ax.plot(it, [r.get(key + suffix, np.nan) for r in evals], ls="--", label=label)
                 ax.legend(fontsize=8)
         ax.set(xlabel="iteration", title=f"held-out {key} (mean ± std)")
-    _save(fig, path, title)
+    save_figure(fig, path, title)
 
 
-def _save(fig, path: Path, title: str) -> None:
+def save_figure(fig, path: Path, title: str) -> None:
     """Title, lay out and write a figure atomically, and free it whatever happens."""
     import matplotlib.pyplot as plt
     try:

@@ -111,7 +111,7 @@ class Trainer:
         self.opt_d.step()
 
         with amp():
-            g_adv = -self.d_image(fake_t).mean() - self.d_video(fake).mean()
+            g_adv = -cfg.lambda_di * self.d_image(fake_t).mean() - cfg.lambda_dv * self.d_video(fake).mean()
             zero = g_adv.new_zeros(())
             pl = self.perceptual(fake.flatten(0, 1), real.flatten(0, 1)) if self.perceptual else zero
         l1 = (fake - real).abs().mean() if cfg.lambda_l1 > 0 else zero
@@ -217,7 +217,7 @@ class Trainer:
         if sample:
             grid, motion = samples / f"{tag}.png", samples / f"{tag}-motion.png"
             fake_all, real_all = np.concatenate(grid_fake), np.concatenate(grid_real)
-            artifacts.save_png(grid, artifacts.frame_grid(fake_all, real_all))
+            artifacts.save_png(grid, artifacts.sample_grid(fake_all, real_all))
             artifacts.plot_motion(motion, fake_all, real_all, cfg.fps, title=f"{self.name}, iteration {self.iteration}")
             done = Samples(self.iteration, samples / f"{tag}.mp4", grid, motion)
             for cb in self.callbacks:
