@@ -7,8 +7,9 @@ It trains a preset (default `demo`, its `iters`) on the demo clip from scratch a
 (evaluation excluded) at which held-out `motion_corr` first reached 0.3 and 0.5, the disc was
 first drawn in its colour in 90 % of frames with every hue band at 80 %, and the bar's height
 first followed the real one's at r 0.6; "not reached" with the best value seen otherwise. Nothing
-is kept: the run lives in a scratch folder. Compare settings side by side in one process with
-`--set` (each `--compare` group is a second run after the first, on the same machine).
+is kept: the run lives in a scratch folder. `--set` changes the preset; each `--compare` adds
+a run with other settings after the first, in the same process, so two settings are timed on
+the machine in the same state.
 """
 
 from __future__ import annotations
@@ -100,14 +101,11 @@ def lines(result: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
+    from lmgan.bench import add_preset_options
     from lmgan.errors import run_command
 
     p = argparse.ArgumentParser(prog="python -m lmgan.bench.listen", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="demo", help="lmgan preset (default: demo)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting; repeatable")
-    p.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                   help="after the first run, another with these settings too; repeatable")
-    p.add_argument("--video", default=None, help="the demo clip (default: demo, the embedded one)")
+    add_preset_options(p, "after the first run, another with these settings too; repeatable")
     p.add_argument("--every", type=int, default=50, help="iterations between readings (default: 50)")
     p.add_argument("--iters", type=int, default=None, help="iterations at most (default: the preset's)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")

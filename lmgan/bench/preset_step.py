@@ -53,17 +53,14 @@ def measure(preset: str, variants: dict[str, list[str]], threads: list[int], rou
 
 
 def main(argv=None) -> int:
+    from lmgan.bench import add_preset_options
     from lmgan.errors import run_command
 
     p = argparse.ArgumentParser(prog="python -m lmgan.bench.preset_step", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="demo", help="lmgan preset (default: demo)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting of every variant")
-    p.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                   help="a variant: the preset with these settings too; repeatable")
+    add_preset_options(p, "a variant: the preset with these settings too; repeatable")
     p.add_argument("--threads", type=int, nargs="+", default=[2], help="torch threads to time each variant at (default: 2)")
     p.add_argument("--rounds", type=int, default=4, help="rounds (default: 4)")
     p.add_argument("--steps", type=int, default=15, help="steps of each variant per round (default: 15)")
-    p.add_argument("--video", default=None, help="the clip (default: demo)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = p.parse_args(argv)
     if min(args.threads) < 1 or args.rounds < 1 or args.steps < 1:
