@@ -142,8 +142,7 @@ def figures(fake: np.ndarray, real: np.ndarray) -> DemoFigures:
     f_area, f_hue, f_x, f_y = read_disc(fake)
     r_area, r_hue, r_x, r_y = read_disc(real)
     has_disc = r_area >= 20
-    good = has_disc & (f_area >= AREA_SHARE * r_area) & (hue_distance(np.nan_to_num(f_hue, nan=0.5), r_hue) <= HUE_TOL)
-    good &= np.isfinite(f_hue)
+    good = has_disc & (f_area >= AREA_SHARE * r_area) & (hue_distance(f_hue, r_hue) <= HUE_TOL)   # no disc: nan, False
     bands = {}
     names = np.array([band_of(h) if ok else "" for h, ok in zip(r_hue, has_disc)])
     for name, *_ in HUE_BANDS:
@@ -205,16 +204,15 @@ def plot(path: str | Path, fake: np.ndarray, real: np.ndarray, fps: float, fig_:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lmgan.metrics.sync import motion_profile
     from lmgan.pixels import to_unit_float
-    from lmgan.training.artifacts import sample_grid, save_figure
+    from lmgan.training.artifacts import motion_trace, sample_grid, save_figure
 
     t = np.arange(len(real)) / fps
     (f_area, f_hue, *_), (r_area, r_hue, *_) = read_disc(fake), read_disc(real)
     found = np.isfinite(f_hue) & (f_area >= AREA_SHARE * r_area)
 
     def motion(x):
-        return motion_profile(to_unit_float(torch.from_numpy(np.ascontiguousarray(x)))).mean(1).numpy() * 127.5
+        return motion_trace(to_unit_float(torch.from_numpy(np.ascontiguousarray(x))))
 
     fig, axes = plt.subplots(4, 1, figsize=(10, 10.5), gridspec_kw={"height_ratios": [1.7, 1, 1, 1]})
     axes[0].imshow(sample_grid(fake, real, columns=12))

@@ -74,6 +74,13 @@ def save_png(path: Path, image: np.ndarray) -> None:
 COMPANIONS = {"_real": "real video", "_silence": "from silence"}   # drawn in their metric's panel
 
 
+def motion_trace(frames) -> np.ndarray:
+    """Per-frame motion of float frames [T, 3, S, S] in [-1, 1], in grey levels (mean |x[t+1] − x[t]|
+    over the frame; [-1, 1] spans 255 of them): what the motion plots draw. [T − 1]."""
+    from lmgan.metrics.sync import motion_profile
+    return motion_profile(frames).mean(1).numpy() * 127.5
+
+
 def plot_motion(path: Path, fake: np.ndarray, real: np.ndarray, fps: float, title: str = "") -> None:
     """Does it move when the real video moves? Evenly spaced held-out frames (generated above
     real) over the per-frame motion (mean |x[t+1] − x[t]|, grey levels) of both against time.
@@ -84,13 +91,10 @@ def plot_motion(path: Path, fake: np.ndarray, real: np.ndarray, fps: float, titl
 
     import torch
 
-    from lmgan.metrics.sync import motion_corr, motion_profile
+    from lmgan.metrics.sync import motion_corr
     from lmgan.pixels import to_unit_float
 
     fake_t, real_t = (to_unit_float(torch.from_numpy(x)) for x in (fake, real))
-
-    def motion(x):      # grey levels: [-1, 1] spans 255 of them
-        return motion_profile(x).mean(1).numpy() * 127.5
 
     t = np.arange(1, len(real)) / fps
     corr = motion_corr(fake_t, real_t)
@@ -98,8 +102,8 @@ def plot_motion(path: Path, fake: np.ndarray, real: np.ndarray, fps: float, titl
     top.imshow(frame_grid(fake, real, columns=10))
     top.set_axis_off()
     top.set_title("held-out frames: generated (top), real (bottom)", fontsize=10)
-    bottom.plot(t, motion(real_t), lw=1.2, label="real")
-    bottom.plot(t, motion(fake_t), lw=1.2, label="generated")
+    bottom.plot(t, motion_trace(real_t), lw=1.2, label="real")
+    bottom.plot(t, motion_trace(fake_t), lw=1.2, label="generated")
     bottom.set(xlabel="held-out time (s)", ylabel="motion (grey levels / frame)",
                title=f"per-frame motion; motion_corr {corr:.2f}")
     bottom.legend(fontsize=8, loc="upper right")
