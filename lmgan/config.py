@@ -79,6 +79,7 @@ class Config:
     lambda_gp: float = role(10.0, TUNABLE)
     lambda_pl: float = role(10.0, TUNABLE)  # perceptual loss weight; 0 switches it off
     lambda_l1: float = role(0.0, TUNABLE)
+    lambda_l2: float = role(0.0, TUNABLE)    # mean squared error between generated and real frames
     lambda_di: float = role(1.0, TUNABLE)   # weight of D_I's adversarial term in G's loss
     lambda_dv: float = role(1.0, TUNABLE)   # weight of D_V's
     vgg_weights: str = role("", RESUMABLE, SWEEP)  # explicit path to torchvision's VGG16 ImageNet state dict
@@ -131,7 +132,7 @@ def validate(cfg: Config) -> Config:
         v = getattr(cfg, key)
         if not (v > 0 and math.isfinite(v)):
             bad(key, "must be a positive number")
-    for key in ("lambda_gp", "lambda_pl", "lambda_l1", "lambda_di", "lambda_dv"):
+    for key in ("lambda_gp", "lambda_pl", "lambda_l1", "lambda_l2", "lambda_di", "lambda_dv"):
         v = getattr(cfg, key)
         if not (v >= 0 and math.isfinite(v)):
             bad(key, "must be a non-negative number")

@@ -219,8 +219,8 @@ def test_ctrl_c_and_sigterm_save_exit_130_and_resume(tmp_path, demo_clip):
     assert [r["iter"] for r in history(run)] == list(range(1, second + 3))
 
 
-@pytest.mark.parametrize("key, on, nets", [("lambda_l1", 100.0, "G"), ("lambda_pl", 10.0, "G"),
-                                           ("lambda_gp", 10.0, "D")])
+@pytest.mark.parametrize("key, on, nets", [("lambda_l1", 100.0, "G"), ("lambda_l2", 100.0, "G"),
+                                           ("lambda_pl", 10.0, "G"), ("lambda_gp", 10.0, "D")])
 def test_every_loss_weight_reaches_its_networks_update(tmp_path, demo_clip, vgg_path, key, on, nets):
     """One step from the same seed with a loss weighted 0 and weighted `on`: the updated weights
     of the networks that loss trains differ (a term logged but left out of backward would not),

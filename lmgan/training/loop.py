@@ -30,7 +30,7 @@ from lmgan.training import artifacts, checkpoint
 from lmgan.training.events import Samples, TrainingEvents
 from lmgan.training.losses import PerceptualLoss, critic_loss
 
-LOSSES = ("loss_d_image", "loss_d_video", "loss_gp", "loss_g_adv", "loss_pl", "loss_l1")
+LOSSES = ("loss_d_image", "loss_d_video", "loss_gp", "loss_g_adv", "loss_pl", "loss_l1", "loss_l2")
 
 
 class TrainingDiverged(LmganError):
@@ -115,12 +115,13 @@ class Trainer:
             zero = g_adv.new_zeros(())
             pl = self.perceptual(fake.flatten(0, 1), real.flatten(0, 1)) if self.perceptual else zero
         l1 = (fake - real).abs().mean() if cfg.lambda_l1 > 0 else zero
+        l2 = (fake - real).square().mean() if cfg.lambda_l2 > 0 else zero
         self.opt_g.zero_grad(set_to_none=True)
-        (g_adv + cfg.lambda_pl * pl + cfg.lambda_l1 * l1).backward(inputs=self.g_params)
+        (g_adv + cfg.lambda_pl * pl + cfg.lambda_l1 * l1 + cfg.lambda_l2 * l2).backward(inputs=self.g_params)
         self.opt_g.step()
 
         self.state = detach_state(state, dtype=torch.float32)   # carried in fp32 under autocast too
-        self._loss_sum += torch.stack([loss_di, loss_dv, gp, g_adv, pl, l1]).detach().float()
+        self._loss_sum += torch.stack([loss_di, loss_dv, gp, g_adv, pl, l1, l2]).detach().float()
         self._loss_n += 1
         self.iteration += 1
 
