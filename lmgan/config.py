@@ -82,6 +82,8 @@ class Config:
     lambda_l2: float = role(0.0, TUNABLE)    # mean squared error between generated and real frames
     lambda_di: float = role(1.0, TUNABLE)   # weight of D_I's adversarial term in G's loss
     lambda_dv: float = role(1.0, TUNABLE)   # weight of D_V's
+    ema_decay: float = role(0.0, RESUMABLE)  # per-iteration decay of a moving average of G and R's weights,
+                                             # which evaluations, samples and renders then use; 0 = off
     vgg_weights: str = role("", RESUMABLE, SWEEP)  # explicit path to torchvision's VGG16 ImageNet state dict
     seed: int = role(0, SWEEP)
     device: str = role("auto", RESUMABLE, SWEEP)   # auto | cpu | cuda | cuda:N
@@ -136,7 +138,7 @@ def validate(cfg: Config) -> Config:
         v = getattr(cfg, key)
         if not (v >= 0 and math.isfinite(v)):
             bad(key, "must be a non-negative number")
-    for key in ("beta1", "beta2"):
+    for key in ("beta1", "beta2", "ema_decay"):
         if not 0 <= getattr(cfg, key) < 1:
             bad(key, "must be in [0, 1)")
     if not 0 < cfg.train_frac < 1:

@@ -31,11 +31,12 @@ def load_model(ckpt_path: str | Path, device: torch.device) -> tuple[ListenAndMo
 
 
 def model_from_checkpoint(ck: dict, ckpt_path, device: torch.device) -> tuple[ListenAndMove, Config]:
-    """Build the networks from the checkpoint's own config and load its weights into them."""
+    """Build the networks from the checkpoint's own config and load its weights into them: the
+    moving average of them when the run kept one (`ema_decay`), as its evaluations used."""
     cfg = apply_overrides(Config(), ck["config"], str(ckpt_path))
     model = ListenAndMove(cfg)
     try:
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(ck.get("model_ema", ck["model"]))
     except (RuntimeError, KeyError):
         raise LmganError(f"{ckpt_path}: the checkpoint's config does not match its weights") from None
     return model.to(device).eval(), cfg

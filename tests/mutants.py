@@ -88,6 +88,16 @@ MUTATIONS = [
       "tests/test_train.py", "-k", "loss_weight"),
     m("gp-not-in-backward", "lmgan/training/loop.py", "(loss_di + loss_dv + cfg.lambda_gp * gp).backward",
       "(loss_di + loss_dv).backward", "tests/test_train.py", "-k", "loss_weight"),
+    # The moving average of the weights: updated, read by evaluations and renders, checkpointed.
+    m("ema-not-updated", "lmgan/training/loop.py",
+      "torch._foreach_lerp_(self._ema_params, self.g_params, 1.0 - cfg.ema_decay)", "pass",
+      "tests/test_ema.py"),
+    m("ema-not-evaluated", "lmgan/training/loop.py", "metrics = heldout_pass(self.eval_model,",
+      "metrics = heldout_pass(self.model,", "tests/test_ema.py"),
+    m("ema-not-rendered", "lmgan/render.py", 'model.load_state_dict(ck.get("model_ema", ck["model"]))',
+      'model.load_state_dict(ck["model"])', "tests/test_ema.py"),
+    m("ema-not-resumed", "lmgan/training/loop.py", 'self.model_ema.load_state_dict(ck.get("model_ema", ck["model"]))',
+      'self.model_ema.load_state_dict(ck["model"])', "tests/test_train.py", "-k", "resume"),
     # history.jsonl: appended a line per record, made whole at open, a torn last line skipped.
     m("history-rewritten-every-log", "lmgan/training/loop.py",
       'artifacts.append_history(self.run_dir / "history.jsonl", rec)',

@@ -51,8 +51,8 @@ def test_each_rule_reads_the_roles_declared_on_the_fields():
                                "chunk_frames", "feature")
     assert set(Config().data_key()) == set(keys_with(DATA))
     assert RESUMABLE_KEYS == {"iters", "log_every", "eval_every", "sample_every", "ckpt_every", "keep_checkpoints",
-                              "eval_metrics", "eval_windows", "device", "vgg_weights", "precision"}
-    assert NOT_SEARCHABLE == RESUMABLE_KEYS - {"precision"} | {"seed"}
+                              "eval_metrics", "eval_windows", "device", "vgg_weights", "precision", "ema_decay"}
+    assert NOT_SEARCHABLE == RESUMABLE_KEYS - {"precision", "ema_decay"} | {"seed"}
     assert set(keys_with(POSITIVE)) >= {"seq_len", "batch", "iters", "keep_checkpoints"}
     for key in keys_with(POSITIVE):
         with pytest.raises(LmganError, match=f"{key}=0 must be a positive integer"):

@@ -98,7 +98,7 @@ def test_resume_is_bit_exact_in_weights_losses_and_evaluations(tmp_path, demo_cl
     the networks, both optimisers, the carried states and the RNG (measured: 0.0 difference)."""
     common = ["--video", demo_clip, "--preset", "tiny", "--set", "log_every=1", "--set", "ckpt_every=4",
               "--set", "eval_every=3", "--set", "sample_every=100", "--set", "batch=2",
-              "--set", "restart_every=3"]
+              "--set", "restart_every=3", "--set", "ema_decay=0.9"]
     assert train_cli(*common, "--out", tmp_path / "a", "--set", "iters=10") == 0
     assert train_cli(*common, "--out", tmp_path / "b", "--set", "iters=5") == 0
     assert train_cli("--resume", tmp_path / "b", "--set", "iters=10") == 0
@@ -113,7 +113,7 @@ def test_resume_is_bit_exact_in_weights_losses_and_evaluations(tmp_path, demo_cl
             assert r == evals_a[r["iter"]]
     a, b = (checkpoint.load(tmp_path / run) for run in ("a", "b"))
     assert a["iteration"] == b["iteration"] == 10
-    for key in ("model", "d_image", "d_video", "opt_g", "opt_d", "state", "streams", "rng"):
+    for key in ("model", "model_ema", "d_image", "d_video", "opt_g", "opt_d", "state", "streams", "rng"):
         identical(a[key], b[key], key)
 
 

@@ -73,7 +73,7 @@ def time_to_listen(sets: list[str], preset: str, every: int, iters: int | None, 
             if trainer.device.type == "cuda":
                 torch.cuda.synchronize(trainer.device)     # the clock reads finished work
             train_s += time.perf_counter() - t0
-            fig = figures(*heldout_frames(trainer.model, trainer.data, cfg, trainer.device))
+            fig = figures(*heldout_frames(trainer.eval_model, trainer.data, cfg, trainer.device))
             curve.append({"iteration": trainer.iteration, "train_s": round(train_s, 1),
                           "motion_corr": round(fig.motion_corr, 3), "disc_in_colour": round(fig.disc_in_colour, 3),
                           "hue_band_min": round(fig.hue_band_min, 3), "bar_r": round(fig.bar_r, 3)})

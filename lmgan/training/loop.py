@@ -9,6 +9,7 @@ nothing back from the device except every `log_every` iterations.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -56,6 +57,7 @@ class Trainer:
         self.d_image, self.d_video = (c.to(self.device) for c in build_critics(cfg))
         self.g_params = list(self.model.parameters())
         self.d_params = list(self.d_image.parameters()) + list(self.d_video.parameters())
+        self.model_ema, self._ema_params = self._ema_copy()
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr_d, betas=betas)
@@ -119,11 +121,30 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         (g_adv + cfg.lambda_pl * pl + cfg.lambda_l1 * l1 + cfg.lambda_l2 * l2).backward(inputs=self.g_params)
         self.opt_g.step()
+        if self.model_ema is not None:
+            with torch.no_grad():      # else autograd would chain every update into one growing graph
+                torch._foreach_lerp_(self._ema_params, self.g_params, 1.0 - cfg.ema_decay)
 
         self.state = detach_state(state, dtype=torch.float32)   # carried in fp32 under autocast too
         self._loss_sum += torch.stack([loss_di, loss_dv, gp, g_adv, pl, l1, l2]).detach().float()
         self._loss_n += 1
         self.iteration += 1
+
+    def _ema_copy(self) -> tuple[ListenAndMove | None, list]:
+        """With ema_decay > 0, a copy of G and R whose weights follow the trained ones as an
+        exponential moving average (stylegan2-ada's G_ema): a GAN's weights wander from step to
+        step, their average draws steadier frames (docs/configuration.md, `ema_decay`). One fused
+        lerp per step updates it; torch's AveragedModel would read its step count back from the
+        device at every update."""
+        if self.cfg.ema_decay <= 0:
+            return None, []
+        ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        return ema, list(ema.parameters())
+
+    @property
+    def eval_model(self) -> ListenAndMove:
+        """The networks evaluations, samples and renders use: the moving average when there is one."""
+        return self.model if self.model_ema is None else self.model_ema
 
     def _autocast(self):
         """bf16 autocast of a forward pass when cfg.precision is bf16 (a no-op context otherwise)."""
@@ -202,7 +223,7 @@ class Trainer:
             writer = VideoWriter(samples / f"{tag}.mp4", cfg.fps, 2 * cfg.image_size, cfg.image_size,
                                  audio_rate=cfg.sample_rate)
         try:
-            metrics = heldout_pass(self.model, self.data, cfg, self.device, self.evaluator,
+            metrics = heldout_pass(self.eval_model, self.data, cfg, self.device, self.evaluator,
                                    seed=cfg.seed + 1, on_window=on_window if writer else None)
             if writer:
                 writer.close()
@@ -235,6 +256,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "data": {"key": self.data.key, "source": self.data.source},
             "model": self.model.state_dict(),
+            **({"model_ema": self.model_ema.state_dict()} if self.model_ema is not None else {}),
             "d_image": self.d_image.state_dict(),
             "d_video": self.d_video.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -249,6 +271,8 @@ class Trainer:
     def load_state_dict(self, ck: dict) -> None:
         dev = self.device
         self.model.load_state_dict(ck["model"])
+        if self.model_ema is not None:   # a run that starts averaging on a resume starts from its weights
+            self.model_ema.load_state_dict(ck.get("model_ema", ck["model"]))
         self.d_image.load_state_dict(ck["d_image"])
         self.d_video.load_state_dict(ck["d_video"])
         self.opt_g.load_state_dict(ck["opt_g"])
