@@ -290,3 +290,20 @@ def kill_when_finished(cmd, env, uri, n, experiment=EXPERIMENT, timeout=300):
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
+
+
+def random_video_data(cfg, windows: int, train_windows: int):
+    """A VideoData of random frames and features, `windows` windows long, the first
+    `train_windows` of them training: a Trainer on it needs no decoding (cfg.n_mels features,
+    cfg.image_size frames, silent audio)."""
+    import numpy as np
+    import torch
+    from lmgan.data.dataset import VideoData
+
+    n, s = windows * cfg.seq_len, cfg.image_size
+    g = torch.Generator().manual_seed(0)
+    return VideoData(frames=torch.randint(0, 256, (n, s, s, 3), dtype=torch.uint8, generator=g),
+                     feats=torch.randn(n, cfg.n_mels, generator=g) * 10 - 40,
+                     audio=np.zeros(round(n / cfg.fps * cfg.sample_rate), np.float32), fps=cfg.fps,
+                     sample_rate=cfg.sample_rate, n_train=train_windows * cfg.seq_len, key="k", source="",
+                     cached=False)

@@ -3,12 +3,11 @@ renders read it, and that it is checkpointed with the run."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
+from support import random_video_data
 from lmgan.config import Config, apply_overrides, validate
-from lmgan.data.dataset import VideoData
 from lmgan.errors import LmganError
 from lmgan.render import model_from_checkpoint
 from lmgan.training import checkpoint
@@ -20,13 +19,7 @@ def _trainer(tmp_path, **keys) -> Trainer:
         image_size=32, seq_len=8, n_mels=16, rnn_layers=2, g_channel_base=128, d_channel_base=128,
         max_channels=16, lambda_pl=0, lambda_l2=10, d_norm="layer", iters=4, eval_metrics=["ssim"],
         **keys), "test"))
-    n = 6 * cfg.seq_len
-    g = torch.Generator().manual_seed(0)
-    data = VideoData(frames=torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g),
-                     feats=torch.randn(n, 16, generator=g) * 10 - 40,
-                     audio=np.zeros(round(n / cfg.fps * cfg.sample_rate), np.float32), fps=cfg.fps,
-                     sample_rate=cfg.sample_rate, n_train=4 * cfg.seq_len, key="k", source="", cached=False)
-    return Trainer(cfg, data, tmp_path / "run")
+    return Trainer(cfg, random_video_data(cfg, windows=6, train_windows=4), tmp_path / "run")
 
 
 def test_the_average_follows_the_trained_weights_step_by_step(tmp_path):

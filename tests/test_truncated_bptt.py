@@ -4,11 +4,10 @@ data/dataset.py TrainStreams: a stream that restarts elsewhere starts from zero 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from support import random_video_data
 from lmgan.config import Config, apply_overrides, validate
-from lmgan.data.dataset import VideoData
 
 
 def _rows(state: dict, b: int) -> list[torch.Tensor]:
@@ -25,13 +24,7 @@ def test_each_stream_carries_its_own_state_detached_and_restarts_from_zero(tmp_p
     cfg = validate(apply_overrides(Config(), dict(
         image_size=32, seq_len=8, n_mels=16, rnn_layers=2, g_channel_base=128, d_channel_base=128,
         max_channels=16, lambda_pl=0, d_norm="layer", batch=2, restart_every=3, iters=5), "test"))
-    n = 5 * cfg.seq_len
-    g = torch.Generator().manual_seed(0)
-    data = VideoData(frames=torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g),
-                     feats=torch.randn(n, 16, generator=g) * 10 - 40,
-                     audio=np.zeros(round(n / cfg.fps * cfg.sample_rate), np.float32), fps=cfg.fps,
-                     sample_rate=cfg.sample_rate, n_train=4 * cfg.seq_len, key="k", source="", cached=False)
-    trainer = Trainer(cfg, data, tmp_path / "run")
+    trainer = Trainer(cfg, random_video_data(cfg, windows=5, train_windows=4), tmp_path / "run")
     calls, generate = [], trainer.model.generate
 
     def recording(feats, state):
